@@ -1,0 +1,40 @@
+# genbook: `make book` builds the site, `make test` runs the tests.
+# Both create .venv and install the pinned toolchain on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+
+.PHONY: all book test bench serve clean install
+
+all: book
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Executes every chapter (cached by jupyter-cache: unchanged chapters are not re-run),
+# turns every warning into an error, and writes the site to _build/html.
+book: $(STAMP)
+	GENBOOK_PROGRESS=0 $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Longer runs (quality and speed against the issues' anchors) -> _build/bench/results.json
+bench: $(STAMP)
+	GENBOOK_PROGRESS=0 $(BIN)/python -m benchmarks
+
+serve: book
+	@echo "serving _build/html on http://127.0.0.1:$(PORT)"
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+clean:
+	rm -rf _build .jupyter_cache .pytest_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,46 @@
+"""``book/<stem>/seconds``: wall time to execute each chapter's notebook from a fresh kernel.
+
+Every chapter listed in ``_toc.yml`` is read with myst-nb's MyST reader and executed with
+nbclient, as the book build does, but without the cache, so the time is always measured.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import yaml
+from myst_nb.core.read import read_myst_markdown_notebook
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chapters() -> list[Path]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    return [ROOT / f"{f}.md" for f in files]
+
+
+def execute(path: Path) -> float:
+    nb = read_myst_markdown_notebook(path.read_text())
+    if not any(c.cell_type == "code" for c in nb.cells):
+        return 0.0
+    os.environ.setdefault("GENBOOK_PROGRESS", "0")
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - t0
+
+
+def run() -> dict[str, float]:
+    out = {}
+    for path in chapters():
+        text = path.read_text()
+        if "code-cell" not in text:
+            continue
+        seconds = execute(path)
+        out[f"book/{path.stem}/seconds"] = round(seconds, 2)
+        print(f"  {path.stem}: {seconds:.1f} s", flush=True)
+    return out

@@ -1,0 +1,17 @@
+"""genbook: the PyTorch package behind the executable textbook on generative models.
+
+The core contract (see the book's introduction):
+
+- :func:`device` picks the device (``GENBOOK_DEVICE``, else CUDA, else MPS, else CPU);
+- :func:`seed` seeds Python, NumPy and torch;
+- :func:`fit` trains any model that defines ``loss(batch)``;
+- :func:`save` / :func:`load` store a model as ``state_dict`` + constructor arguments.
+"""
+
+from . import data, metrics
+from ._device import device, seed
+from .io import load, save
+from .train import History, evaluate, fit
+
+__version__ = "0.1.0"
+__all__ = ["data", "metrics", "device", "seed", "fit", "evaluate", "History", "save", "load", "__version__"]

@@ -1,0 +1,50 @@
+"""Device selection and seeding: the only place in genbook that picks a device."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+_VALID = ("cpu", "cuda", "mps")
+
+
+def device() -> torch.device:
+    """The device every chapter and model uses.
+
+    ``GENBOOK_DEVICE`` wins when set (``cpu``, ``cuda``, ``cuda:1``, ``mps``);
+    otherwise CUDA, then Apple's MPS, then the CPU.
+    """
+    wanted = os.environ.get("GENBOOK_DEVICE", "").strip()
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in _VALID:
+            raise ValueError(
+                f"GENBOOK_DEVICE must be one of {', '.join(_VALID)} (optionally with ':index'), "
+                f"got {wanted!r}"
+            )
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"GENBOOK_DEVICE={wanted!r} but torch sees no CUDA device")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"GENBOOK_DEVICE={wanted!r} but torch sees no MPS device")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed(n: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CUDA included) with ``n``.
+
+    Returns a CPU ``torch.Generator`` seeded with ``n`` for functions that take one.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"seed: n must be a non-negative int, got {n!r}")
+    random.seed(n)
+    np.random.seed(n % 2**32)
+    torch.manual_seed(n)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(n)

@@ -1,0 +1,227 @@
+"""Latent-variable models of chapter 1: a Gaussian mixture fitted by EM (clustering) and a
+mixture over a grid of latent points with a learned decoder (dimensional reduction)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._checks import check_points
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(x: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> torch.Tensor:
+    """``log N(x_i; mu_c, Sigma_c)`` for every point and component: ``(B, D), (C, D), (C, D, D) -> (B, C)``."""
+    chol = torch.linalg.cholesky(covariances)  # (C, D, D)
+    diff = (x[None] - means[:, None]).transpose(1, 2)  # (C, D, B)
+    sol = torch.linalg.solve_triangular(chol, diff, upper=False)  # (C, D, B)
+    maha = sol.pow(2).sum(1)  # (C, B)
+    log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # (C,)
+    return (-0.5 * (x.shape[1] * LOG_2PI + log_det[:, None] + maha)).T
+
+
+class GaussianMixture(nn.Module):
+    """``q(x | w) = sum_c alpha_c N(x; mu_c, Sigma_c)`` fitted by expectation-maximisation (eq. ``eq-mixture``).
+
+    Full covariances, with ``reg_covar`` added to their diagonals as in scikit-learn, and the
+    same stopping rule (the change of the mean log-likelihood below ``tol``). Computes in
+    float64. Fitted parameters: ``weights_ (C,)``, ``means_ (C, D)``, ``covariances_ (C, D, D)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 2,
+        n_features: int = 2,
+        reg_covar: float = 1e-6,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+    ):
+        super().__init__()
+        if not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+        if not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
+        if not reg_covar >= 0:
+            raise ValueError(f"reg_covar must be >= 0, got {reg_covar!r}")
+        self.n_components, self.n_features = n_components, n_features
+        self.reg_covar, self.tol, self.max_iter = float(reg_covar), float(tol), int(max_iter)
+        C, D = n_components, n_features
+        self.register_buffer("weights_", torch.full((C,), 1.0 / C, dtype=torch.float64))
+        self.register_buffer("means_", torch.zeros(C, D, dtype=torch.float64))
+        self.register_buffer("covariances_", torch.eye(D, dtype=torch.float64).repeat(C, 1, 1))
+
+    def config(self) -> dict:
+        return dict(
+            n_components=self.n_components,
+            n_features=self.n_features,
+            reg_covar=self.reg_covar,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+
+    # ---- the two EM steps
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
+        """``log alpha_c + log N(x; mu_c, Sigma_c)``: ``(B, D) -> (B, C)``."""
+        return torch.log(self.weights_) + gaussian_log_density(x, self.means_, self.covariances_)
+
+    def e_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responsibilities ``log r_ic = log q(c | x_i)`` (eq. ``eq-em-e``) and ``log q(x_i)``."""
+        joint = self._joint(x)
+        log_px = torch.logsumexp(joint, dim=1)  # (B,)
+        return joint - log_px[:, None], log_px
+
+    def m_step(self, x: torch.Tensor, log_resp: torch.Tensor) -> None:
+        """Closed-form maximisers of the expected complete-data log-likelihood (eq. ``eq-em-m``)."""
+        resp = log_resp.exp()  # (B, C)
+        nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps  # (C,), never exactly 0
+        means = resp.T @ x / nk[:, None]  # (C, D)
+        diff = x[None] - means[:, None]  # (C, B, D)
+        cov = torch.einsum("cb,cbd,cbe->cde", resp.T, diff, diff) / nk[:, None, None]
+        cov = cov + self.reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        self.weights_, self.means_, self.covariances_ = nk / x.shape[0], means, cov
+
+    def fit(
+        self,
+        X: torch.Tensor,
+        *,
+        means_init: torch.Tensor | None = None,
+        weights_init: torch.Tensor | None = None,
+        covariances_init: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> "GaussianMixture":
+        """Run EM from the given starting point (default: random data points as means,
+        the data covariance for every component, equal weights)."""
+        x = check_points(X, "X", self.n_features).to(self.means_.device, torch.float64)
+        C = self.n_components
+        if x.shape[0] < C:
+            raise ValueError(f"X needs at least n_components={C} rows, got {x.shape[0]}")
+        if means_init is None:
+            pick = torch.randperm(x.shape[0], generator=generator)[:C].to(x.device)
+            means_init = x[pick]
+        if covariances_init is None:
+            cov = torch.cov(x.T).reshape(self.n_features, self.n_features)
+            covariances_init = cov.repeat(C, 1, 1)
+        if weights_init is None:
+            weights_init = torch.full((C,), 1.0 / C)
+        self._set_parameters(weights_init, means_init, covariances_init)
+
+        self.lower_bounds_: list[float] = []
+        self.converged_ = False
+        previous = -math.inf
+        for it in range(1, self.max_iter + 1):
+            log_resp, log_px = self.e_step(x)
+            current = float(log_px.mean())
+            self.m_step(x, log_resp)
+            self.lower_bounds_.append(current)
+            if abs(current - previous) < self.tol:
+                self.converged_ = True
+                break
+            previous = current
+        self.n_iter_ = it
+        return self
+
+    def _set_parameters(self, weights, means, covariances) -> None:
+        C, D = self.n_components, self.n_features
+        kw = dict(dtype=torch.float64, device=self.means_.device)
+        weights, means, covariances = (torch.as_tensor(t, **kw) for t in (weights, means, covariances))
+        for name, t, shape in (
+            ("weights_init", weights, (C,)),
+            ("means_init", means, (C, D)),
+            ("covariances_init", covariances, (C, D, D)),
+        ):
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+        if (weights <= 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
+            raise ValueError("weights_init must be positive and sum to 1")
+        self.weights_, self.means_, self.covariances_ = weights, means, covariances
+
+    # ---- the density-model contract
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log q(x)`` in nats, ``(B, D) -> (B,)`` float64."""
+        x = check_points(x, "x", self.n_features).to(self.means_.device, torch.float64)
+        return torch.logsumexp(self._joint(x), dim=1)
+
+    def score_samples(self, X: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(X)
+
+    def score(self, X: torch.Tensor) -> float:
+        """Mean log-likelihood per point in nats (as scikit-learn's ``score``)."""
+        return float(self.log_prob(X).mean())
+
+    def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
+        x = check_points(X, "X", self.n_features).to(self.means_.device, torch.float64)
+        return self.e_step(x)[0].exp()
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        return self.predict_proba(X).argmax(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling: ``c ~ alpha``, then ``x ~ N(mu_c, Sigma_c)``; ``(n, D)`` float64."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        c = torch.multinomial(self.weights_.cpu(), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.n_features, 1, generator=generator, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self.covariances_.cpu())
+        x = self.means_.cpu()[c] + (chol[c] @ eps).squeeze(-1)
+        return x.to(self.means_.device)
+
+
+class GridLatentModel(nn.Module):
+    """``q(x | w) = sum_j N(x; f_w(z_j), diag(sigma^2)) p(z_j)`` with ``J`` fixed latent points (eq. ``eq-latent``).
+
+    The latent points ``z_j`` are evenly spaced in [-1, 1] (one latent dimension) with
+    ``p(z_j) = 1/J``; the decoder ``f_w`` is a small MLP and ``sigma`` is learned. The
+    likelihood is exact (a finite sum), so ``loss`` is the true negative log-likelihood.
+    """
+
+    def __init__(self, *, n_features: int = 2, n_latent: int = 64, hidden: int = 64):
+        super().__init__()
+        for name, v in (("n_features", n_features), ("n_latent", n_latent), ("hidden", hidden)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        self.n_features, self.n_latent, self.hidden = n_features, n_latent, hidden
+        self.register_buffer("z", torch.linspace(-1, 1, n_latent)[:, None])  # (J, 1)
+        self.decoder = nn.Sequential(
+            nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_features)
+        )
+        self.log_sigma = nn.Parameter(torch.full((n_features,), -1.0))
+
+    def config(self) -> dict:
+        return dict(n_features=self.n_features, n_latent=self.n_latent, hidden=self.hidden)
+
+    def decode(self) -> torch.Tensor:
+        """The decoded latent grid ``f_w(z_j)``: ``(J, D)``."""
+        return self.decoder(self.z)
+
+    def joint(self, x: torch.Tensor) -> torch.Tensor:
+        """``log N(x_i; f(z_j), sigma^2) + log p(z_j)``: ``(B, D) -> (B, J)``."""
+        x = check_points(x, "x", self.n_features).to(self.z.device, self.z.dtype)
+        mu = self.decode()  # (J, D)
+        var = torch.exp(2 * self.log_sigma)  # (D,)
+        sq = ((x[:, None, :] - mu[None]) ** 2 / var).sum(-1)  # (B, J)
+        log_norm = self.log_sigma.sum() + 0.5 * self.n_features * LOG_2PI
+        return -0.5 * sq - log_norm - math.log(self.n_latent)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self.joint(x), dim=1)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.log_prob(x).mean()
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior mean ``E[z | x] = sum_j q(z_j | x) z_j``: ``(B, D) -> (B,)``."""
+        return torch.softmax(self.joint(x), dim=1) @ self.z[:, 0]
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        j = torch.randint(0, self.n_latent, (n,), generator=generator).to(self.z.device)
+        eps = torch.randn(n, self.n_features, generator=generator).to(self.z.device)
+        return self.decode()[j] + torch.exp(self.log_sigma) * eps

@@ -1,0 +1,179 @@
+"""One training loop for every gradient-trained model in the book."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ._device import device as default_device
+
+Batch = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured: losses per step and per evaluation, timing, the best point."""
+
+    train_loss: list[float] = field(default_factory=list)  # one per optimiser step
+    val_loss: list[float] = field(default_factory=list)  # one per evaluation
+    val_step: list[int] = field(default_factory=list)  # the step of each evaluation
+    best_step: int | None = None
+    best_val: float | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+    examples_per_second: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.train_loss)
+
+
+def _as_tuple(data: Batch, name: str) -> tuple[torch.Tensor, ...]:
+    parts = data if isinstance(data, tuple) else (data,)
+    if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
+        raise TypeError(f"{name} must be a tensor or a tuple of tensors, got {type(data).__name__}")
+    n = parts[0].shape[0]
+    if any(p.shape[0] != n for p in parts):
+        raise ValueError(f"{name}: all tensors need the same first dimension, got {[p.shape[0] for p in parts]}")
+    if n == 0:
+        raise ValueError(f"{name} is empty")
+    for p in parts:
+        if p.is_floating_point() and not torch.isfinite(p).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return parts
+
+
+def _progress_default() -> bool:
+    return os.environ.get("GENBOOK_PROGRESS", "1") not in ("0", "false", "no")
+
+
+def _progress_bar():
+    """tqdm's notebook bar where ipywidgets is installed, its text bar otherwise (without the warning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
+    """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
+    parts = _as_tuple(data, "data")
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, parts[0].shape[0]
+    for i in range(0, n, batch_size):
+        batch = tuple(p[i : i + batch_size].to(dev) for p in parts)
+        total += float(model.loss(*batch)) * batch[0].shape[0]
+    model.train(was_training)
+    return total / n
+
+
+def fit(
+    model: nn.Module,
+    train: Batch,
+    *,
+    val: Batch | None = None,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+    patience: int | None = None,
+    eval_every: int | None = None,
+    progress: bool | None = None,
+    generator: torch.Generator | None = None,
+) -> History:
+    """Train ``model`` by minimising ``model.loss(*batch)`` with Adam(W).
+
+    Give exactly one of ``epochs`` or ``steps``. ``train`` (and ``val``) is a tensor or a
+    tuple of tensors sharing dim 0; batches are drawn without replacement each epoch and
+    moved to the model's device. With ``val`` the validation loss is computed every
+    ``eval_every`` steps (default: once per epoch); the best parameters are restored at the
+    end, and training stops after ``patience`` evaluations without improvement.
+    Raises ``FloatingPointError`` naming the step when the loss stops being finite.
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience!r}")
+    train_parts = _as_tuple(train, "train")
+    val_parts = _as_tuple(val, "val") if val is not None else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+
+    dev = params[0].device
+    n = train_parts[0].shape[0]
+    per_epoch = math.ceil(n / batch_size)
+    total = steps if steps is not None else epochs * per_epoch
+    eval_every = eval_every or per_epoch
+    show = _progress_default() if progress is None else progress
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    hist = History()
+    best_state, bad_evals = None, 0
+    train_parts = tuple(p.to(dev) for p in train_parts)
+
+    bar = _progress_bar()(total=total, disable=not show, desc=type(model).__name__, leave=False)
+    t0 = time.perf_counter()
+    model.train()
+    step, seen = 0, 0
+    while step < total:
+        order = torch.randperm(n, generator=generator).to(dev)
+        for i in range(0, n, batch_size):
+            if step == total:
+                break
+            idx = order[i : i + batch_size]
+            loss = model.loss(*(p[idx] for p in train_parts))
+            if not torch.isfinite(loss):
+                bar.close()
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at step {step + 1} of {total} "
+                    f"(epoch {step // per_epoch + 1}); last finite loss "
+                    f"{hist.train_loss[-1] if hist.train_loss else 'none'}. Try a lower lr or grad_clip."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            step += 1
+            seen += idx.numel()
+            hist.train_loss.append(loss.item())
+            bar.update(1)
+            if val_parts is not None and (step % eval_every == 0 or step == total):
+                v = evaluate(model, val_parts, batch_size=max(batch_size, 1024))
+                hist.val_loss.append(v)
+                hist.val_step.append(step)
+                bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}", val=f"{v:.4g}")
+                if hist.best_val is None or v < hist.best_val:
+                    hist.best_val, hist.best_step, bad_evals = v, step, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad_evals += 1
+                    if patience is not None and bad_evals >= patience:
+                        hist.stopped_early = True
+                        total = step
+                        break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist.seconds = time.perf_counter() - t0
+    hist.examples_per_second = seen / hist.seconds if hist.seconds > 0 else float("nan")
+    return hist
