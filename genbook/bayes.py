@@ -110,7 +110,11 @@ class LassoMAP:
             raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
         if not (sigma > 0 and math.isfinite(sigma)):
             raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-        self.lam, self.sigma, self.tol, self.max_iter = float(lam), float(sigma), tol, max_iter
+        if not (tol > 0 and math.isfinite(tol)):
+            raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+        if not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+        self.lam, self.sigma, self.tol, self.max_iter = float(lam), float(sigma), float(tol), max_iter
 
     def sklearn_alpha(self, n: int) -> float:
         """The ``alpha`` at which scikit-learn's ``Lasso`` minimises the same objective on ``n`` points."""

@@ -96,6 +96,12 @@ class TwoMoons(Toy2D):
         if not noise > 0:
             raise ValueError(f"noise must be > 0, got {noise!r}")
         self.noise = float(noise)
+        nodes, weights = np.polynomial.legendre.leggauss(int(min(1024, max(64, 16 / self.noise))))
+        self._t = torch.tensor((nodes + 1) * math.pi / 2, dtype=torch.float64)  # nodes on [0, pi]
+        self._log_w = torch.log(torch.tensor(weights / 2, dtype=torch.float64))  # U[0, pi] weights, sum 1
+
+    def __repr__(self) -> str:
+        return f"TwoMoons(noise={self.noise})"
 
     @staticmethod
     def _centres(t: torch.Tensor) -> torch.Tensor:  # (T,) -> (2, T, 2)
@@ -110,13 +116,10 @@ class TwoMoons(Toy2D):
         return c + self.noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
     def _log_prob(self, x):
-        nodes, weights = np.polynomial.legendre.leggauss(int(min(1024, max(64, 16 / self.noise))))
-        t = torch.tensor((nodes + 1) * math.pi / 2, dtype=torch.float64)
-        log_w = torch.log(torch.tensor(weights / 2, dtype=torch.float64))  # weights of U[0, pi], sum 1
-        c = self._centres(t).reshape(-1, 2)  # (2T, 2)
+        c = self._centres(self._t).reshape(-1, 2)  # (2T, 2)
         sq = torch.cdist(x, c) ** 2  # (B, 2T)
         log_n = -sq / (2 * self.noise**2) - math.log(2 * math.pi * self.noise**2)
-        return torch.logsumexp(log_n + log_w.repeat(2) + math.log(0.5), dim=1)
+        return torch.logsumexp(log_n + self._log_w.repeat(2) + math.log(0.5), dim=1)
 
 
 class EightGaussians(Toy2D):
@@ -164,11 +167,19 @@ class Checkerboard(Toy2D):
         return corner + torch.rand(n, 2, generator=generator, dtype=torch.float64)
 
     def _log_prob(self, x):
-        inside = (x.abs() < 2).all(dim=1)
-        ij = torch.floor(x + 2)
-        dark = (ij.sum(dim=1) % 2) == 0
+        # A point counts as inside when it lies in the closed square of a dark cell, so
+        # that samples on an edge (e.g. rounded to float32) never get log p = -inf.
+        u = x + 2  # board coordinates in [0, 4]
+        inside = torch.zeros(x.shape[0], dtype=torch.bool)
+        for di in (0, 1):
+            for dj in (0, 1):
+                i = torch.floor(u[:, 0]) - di
+                j = torch.floor(u[:, 1]) - dj
+                on_cell = (u[:, 0] <= i + 1) & (u[:, 1] <= j + 1)  # closed on the upper edges
+                valid = (i >= 0) & (i <= 3) & (j >= 0) & (j <= 3)
+                inside |= on_cell & valid & ((i + j) % 2 == 0)
         out = torch.full((x.shape[0],), -math.inf, dtype=x.dtype)
-        out[inside & dark] = -math.log(8)
+        out[inside] = -math.log(8)
         return out
 
     def entropy(self, n: int = 0, *, generator=None) -> tuple[float, float]:

@@ -32,7 +32,12 @@ def save(model: nn.Module, path: str | Path) -> None:
 
 def load(path: str | Path, *, map_location: str | torch.device | None = None) -> nn.Module:
     """Rebuild a model written by :func:`save` (loaded with ``weights_only=True``)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises KeyError, UnpicklingError, RuntimeError, ... for foreign files
+        raise ValueError(f"{path}: not a genbook model file ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a genbook model file (format {_FORMAT} expected)")
     module = payload["module"]

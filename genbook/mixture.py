@@ -23,6 +23,26 @@ def gaussian_log_density(x: torch.Tensor, means: torch.Tensor, covariances: torc
     return (-0.5 * (x.shape[1] * LOG_2PI + log_det[:, None] + maha)).T
 
 
+def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick ``k`` rows of ``x`` as starting means by k-means++ seeding (Arthur & Vassilvitskii, 2007).
+
+    The first centre is a uniformly random point; each next one is drawn with probability
+    proportional to its squared distance from the nearest centre chosen so far, which
+    spreads the starts over the clusters. ``(N, D) -> (k, D)``.
+    """
+    if not isinstance(k, int) or not 1 <= k <= x.shape[0]:
+        raise ValueError(f"k must be an int in 1..{x.shape[0]} (the number of rows), got {k!r}")
+    first = int(torch.randint(0, x.shape[0], (1,), generator=generator))
+    centres = [x[first]]
+    nearest = ((x - x[first]) ** 2).sum(1)  # (N,)
+    for _ in range(1, k):
+        weights = nearest.cpu() if float(nearest.sum()) > 0 else torch.ones(x.shape[0])
+        nxt = int(torch.multinomial(weights, 1, generator=generator))
+        centres.append(x[nxt])
+        nearest = torch.minimum(nearest, ((x - x[nxt]) ** 2).sum(1))
+    return torch.stack(centres)
+
+
 class GaussianMixture(nn.Module):
     """``q(x | w) = sum_c alpha_c N(x; mu_c, Sigma_c)`` fitted by expectation-maximisation (eq. ``eq-mixture``).
 
@@ -93,15 +113,14 @@ class GaussianMixture(nn.Module):
         covariances_init: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> "GaussianMixture":
-        """Run EM from the given starting point (default: random data points as means,
+        """Run EM from the given starting point (default: k-means++ seeds as means,
         the data covariance for every component, equal weights)."""
         x = check_points(X, "X", self.n_features).to(self.means_.device, torch.float64)
         C = self.n_components
         if x.shape[0] < C:
             raise ValueError(f"X needs at least n_components={C} rows, got {x.shape[0]}")
         if means_init is None:
-            pick = torch.randperm(x.shape[0], generator=generator)[:C].to(x.device)
-            means_init = x[pick]
+            means_init = kmeans_plusplus(x, C, generator=generator)
         if covariances_init is None:
             cov = torch.cov(x.T).reshape(self.n_features, self.n_features)
             covariances_init = cov.repeat(C, 1, 1)

@@ -75,8 +75,7 @@ def image_grid(ax, images, *, nrow: int = 8, side: int = 8, vmax: float | None =
     for k, im in enumerate(imgs):
         r, c = divmod(k, nrow)
         canvas[1 + r * (side + 1) : 1 + r * (side + 1) + side, 1 + c * (side + 1) : 1 + c * (side + 1) + side] = im
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("white")
+    cm = plt.get_cmap(cmap).with_extremes(bad="white")  # a copy; NaN gaps show as white
     ax.imshow(canvas, cmap=cm, vmin=0, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     return ax

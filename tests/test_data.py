@@ -1,0 +1,301 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from genbook import data
+
+SIZES = {"train": 1000, "val": 350, "test": 447}
+TOY_NAMES = ["moons", "8gaussians", "checkerboard"]
+# Boxes that hold all but a negligible part of each toy's mass, and a midpoint-rule cell
+# side: at most half the noise scale for the smooth toys, a divisor of the unit squares
+# (so every cell lies inside or outside a square) for the checkerboard.
+BOXES = {
+    "moons": ((-2.5, 2.5, -2.0, 2.0), 0.04),
+    "8gaussians": ((-3.5, 3.5, -3.5, 3.5), 0.04),
+    "checkerboard": ((-2.5, 2.5, -2.5, 2.5), 0.05),
+}
+
+
+# ---------------------------------------------------------------- digits
+@pytest.mark.parametrize("split", list(SIZES))
+def test_digits_shape_dtype_and_levels(split):
+    x = data.digits(split)
+    assert x.shape == (SIZES[split], 64)
+    assert x.dtype == torch.int64
+    assert int(x.min()) >= 0 and int(x.max()) <= 16
+
+
+def test_digits_use_all_17_levels():
+    assert int(data.digits("train").min()) == 0
+    assert int(data.digits("train").max()) == 16
+    assert data.DIGITS_LEVELS == 17
+
+
+def test_digits_split_follows_dataset_order():
+    bunch = load_digits()
+    full = torch.from_numpy(bunch.data.astype(np.int64))
+    assert torch.equal(data.digits("train"), full[:1000])
+    assert torch.equal(data.digits("val"), full[1000:1350])
+    assert torch.equal(data.digits("test"), full[1350:])
+
+
+def test_digits_labels():
+    bunch = load_digits()
+    x, y = data.digits("val", labels=True)
+    assert y.shape == (350,) and y.dtype == torch.int64
+    assert torch.equal(y, torch.from_numpy(bunch.target[1000:1350].astype(np.int64)))
+    assert torch.equal(x, data.digits("val"))
+    assert set(y.tolist()) == set(range(10))
+
+
+def test_digits_returns_a_copy():
+    x = data.digits("test")
+    x[:] = -1
+    assert int(data.digits("test").min()) == 0
+
+
+@pytest.mark.parametrize("bad", ["training", "valid", "", "TEST"])
+def test_digits_bad_split_raises(bad):
+    with pytest.raises(ValueError, match="split") as err:
+        data.digits(bad)
+    assert repr(bad) in str(err.value)
+
+
+# ---------------------------------------------------------------- toys: sampling
+@pytest.mark.parametrize("name", TOY_NAMES)
+def test_toy_sample_shape_and_dtype(name):
+    x = data.toy(name).sample(123)
+    assert x.shape == (123, 2)
+    assert x.dtype == torch.float32
+    assert torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name", TOY_NAMES)
+def test_toy_sample_is_deterministic_given_generator(name):
+    toy = data.toy(name)
+    a = toy.sample(50, generator=torch.Generator().manual_seed(3))
+    b = toy.sample(50, generator=torch.Generator().manual_seed(3))
+    c = toy.sample(50, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_toy_kwargs_reach_constructor():
+    assert data.toy("moons", noise=0.05).noise == 0.05
+    assert data.toy("8gaussians", radius=3.0, std=0.1).radius == 3.0
+
+
+def test_moons_sample_moments(gen):
+    # E over t ~ U[0, pi] and the two moons of the centred curve, plus the noise.
+    noise, n = 0.1, 200_000
+    x = data.toy("moons", noise=noise).sample(n, generator=gen).double()
+    expected_mean = torch.zeros(2, dtype=torch.float64)
+    expected_second = torch.tensor(
+        [[0.75 + noise**2, 0.125 - 1 / math.pi], [0.125 - 1 / math.pi, 0.5625 - 1 / math.pi + noise**2]],
+        dtype=torch.float64,
+    )
+    se_mean = x.std(0) / math.sqrt(n)
+    assert ((x.mean(0) - expected_mean).abs() < 5 * se_mean).all()
+    prods = x[:, :, None] * x[:, None, :]  # (n, 2, 2)
+    se_second = prods.std(0) / math.sqrt(n)
+    assert ((prods.mean(0) - expected_second).abs() < 5 * se_second).all()
+
+
+def test_8gaussians_sample_moments(gen):
+    toy, n = data.toy("8gaussians"), 100_000
+    x = toy.sample(n, generator=gen).double()
+    second = x.T @ x / n
+    expected = (toy.radius**2 / 2 + toy.std**2) * torch.eye(2, dtype=torch.float64)
+    assert (x.mean(0).abs() < 5 * x.std(0) / math.sqrt(n)).all()
+    assert torch.allclose(second, expected, atol=0.05)
+    # every point sits near one of the eight centres
+    nearest = torch.cdist(x, toy.centres()).min(1).values
+    assert float(nearest.max()) < 6 * toy.std
+
+
+def test_checkerboard_visits_every_dark_square_equally(gen):
+    n = 80_000
+    x = data.toy("checkerboard").sample(n, generator=gen).double()
+    cells = torch.floor(x + 2).long()  # (n, 2) in 0..3
+    assert int(cells.min()) >= 0 and int(cells.max()) <= 3
+    assert bool(((cells.sum(1) % 2) == 0).all())
+    counts = torch.bincount(cells[:, 0] * 4 + cells[:, 1], minlength=16).double()
+    dark = torch.tensor([(i + j) % 2 == 0 for i in range(4) for j in range(4)])
+    assert int((counts[~dark]).sum()) == 0
+    sd = math.sqrt(n * (1 / 8) * (7 / 8))
+    assert ((counts[dark] - n / 8).abs() < 5 * sd).all()
+
+
+# ---------------------------------------------------------------- toys: densities
+@pytest.mark.parametrize("name", TOY_NAMES)
+def test_toy_log_prob_integrates_to_one(name, grid_integral):
+    toy = data.toy(name)
+    box, h = BOXES[name]
+    assert grid_integral(toy.log_prob, box, h) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", TOY_NAMES)
+def test_toy_sampler_agrees_with_density(name, gen, grid_integral):
+    # E_{x ~ p}[p(x)] = int p(x)^2 dx: the Monte Carlo side uses sample(), the grid side log_prob().
+    toy = data.toy(name)
+    box, h = BOXES[name]
+    exact = grid_integral(lambda x: 2 * toy.log_prob(x), box, h)
+    n = 20_000
+    p = toy.log_prob(toy.sample(n, generator=gen).double()).exp()
+    se = float(p.std()) / math.sqrt(n)
+    assert abs(float(p.mean()) - exact) < 5 * se + 1e-9
+
+
+def test_toy_log_prob_shape_and_dtype():
+    toy = data.toy("moons")
+    assert toy.log_prob(torch.zeros(7, 2)).shape == (7,)
+    assert toy.log_prob(torch.zeros(7, 2)).dtype == torch.float32
+    assert toy.log_prob(torch.zeros(7, 2, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_8gaussians_entropy_matches_separated_components(gen):
+    # Components 7.7 std apart barely overlap: H = ln 8 + ln(2 pi e std^2) minus an
+    # overlap term of 4e-4 nats (measured by quadrature on a fine grid).
+    toy = data.toy("8gaussians")
+    estimate, se = toy.entropy(2_000_000, generator=gen)
+    exact = math.log(8) + math.log(2 * math.pi * math.e * toy.std**2)
+    assert 0 < se < 1e-3
+    assert abs(estimate - exact) < 5 * se + 5e-4
+
+
+def test_8gaussians_log_prob_at_centre():
+    toy = data.toy("8gaussians")
+    lp = toy.log_prob(toy.centres()[:1])
+    assert float(lp) == pytest.approx(-math.log(8) - math.log(2 * math.pi * toy.std**2), abs=1e-6)
+
+
+def test_checkerboard_samples_have_log_prob_minus_ln8(gen):
+    toy = data.toy("checkerboard")
+    lp = toy.log_prob(toy.sample(10_000, generator=gen).double())
+    assert torch.allclose(lp, torch.full_like(lp, -math.log(8)), rtol=0, atol=1e-12)
+    assert toy.entropy() == (math.log(8), 0.0)
+
+
+def test_checkerboard_light_squares_and_outside_have_zero_density():
+    toy = data.toy("checkerboard")
+    centres = torch.tensor([[i - 1.5, j - 1.5] for i in range(4) for j in range(4)], dtype=torch.float64)
+    dark = torch.tensor([(i + j) % 2 == 0 for i in range(4) for j in range(4)])
+    lp = toy.log_prob(centres)
+    assert torch.all(lp[dark] == -math.log(8))
+    assert torch.all(lp[~dark] == -math.inf)
+    outside = torch.tensor([[2.5, 0.5], [-2.5, -1.5], [0.5, 3.0], [10.0, 10.0]], dtype=torch.float64)
+    assert torch.all(toy.log_prob(outside) == -math.inf)
+
+
+def test_moons_quadrature_matches_monte_carlo_over_t(gen):
+    toy = data.TwoMoons(noise=0.1)
+    points = torch.tensor([[-0.5, 0.75], [0.5, -0.75], [0.0, 0.0], [1.2, 0.4], [-1.0, -0.5]], dtype=torch.float64)
+    t = torch.rand(200_000, generator=gen, dtype=torch.float64) * math.pi
+    centres = toy._centres(t)  # (2, T, 2)
+    var = toy.noise**2
+    quad = toy.log_prob(points).exp()
+    for x, p in zip(points, quad):
+        dens = torch.exp(-((centres - x) ** 2).sum(-1) / (2 * var)) / (2 * math.pi * var)  # (2, T)
+        per_t = dens.mean(0)  # the mixture over the two moons, one value per t
+        mc, se = float(per_t.mean()), float(per_t.std()) / math.sqrt(per_t.numel())
+        assert abs(float(p) - mc) < 5 * se + 1e-12, (x.tolist(), float(p), mc, se)
+
+
+def test_moons_density_is_symmetric_under_point_reflection():
+    # The lower moon is the upper one reflected through the origin (after centring).
+    toy = data.TwoMoons(noise=0.1)
+    x = torch.tensor([[-0.5, 0.75], [0.3, 0.1], [1.1, -0.2]], dtype=torch.float64)
+    assert torch.allclose(toy.log_prob(x), toy.log_prob(-x), atol=1e-12)
+
+
+# ---------------------------------------------------------------- toys: bad input
+@pytest.mark.parametrize("name", TOY_NAMES)
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_toy_bad_sample_count_raises(name, n):
+    with pytest.raises(ValueError, match="n must be"):
+        data.toy(name).sample(n)
+
+
+@pytest.mark.parametrize("x", [torch.zeros(5), torch.zeros(5, 3), torch.zeros(2, 5, 2), [[0.0, 0.0]]])
+def test_toy_log_prob_bad_shape_raises(x):
+    with pytest.raises(ValueError, match=r"shape \(B, 2\)"):
+        data.toy("8gaussians").log_prob(x)
+
+
+@pytest.mark.parametrize("noise", [0, -0.1, float("nan")])
+def test_moons_bad_noise_raises(noise):
+    with pytest.raises(ValueError, match="noise"):
+        data.toy("moons", noise=noise)
+
+
+@pytest.mark.parametrize("kwargs", [dict(std=0.0), dict(radius=-1.0)])
+def test_8gaussians_bad_args_raise(kwargs):
+    with pytest.raises(ValueError, match="radius and std"):
+        data.toy("8gaussians", **kwargs)
+
+
+def test_unknown_toy_raises():
+    with pytest.raises(ValueError, match="'spirals'"):
+        data.toy("spirals")
+
+
+# ---------------------------------------------------------------- sparse regression
+def test_sparse_regression_shapes_and_weights(gen):
+    X, z, w = data.sparse_regression(40, 12, n_informative=4, generator=gen)
+    assert X.shape == (40, 12) and z.shape == (40,) and w.shape == (12,)
+    assert X.dtype == z.dtype == w.dtype == torch.float64
+    assert int((w != 0).sum()) == 4
+    assert bool((w[:4] != 0).all()) and bool((w[4:] == 0).all())
+    assert set(w[:4].abs().tolist()) <= {2.0, 3.0}
+
+
+@pytest.mark.parametrize("k", [0, 1, 5])
+def test_sparse_regression_counts_informative_weights(k, gen):
+    _, _, w = data.sparse_regression(10, 5, n_informative=k, generator=gen)
+    assert int((w != 0).sum()) == k
+
+
+def test_sparse_regression_without_noise_is_exactly_linear(gen):
+    X, z, w = data.sparse_regression(30, 6, noise=0.0, generator=gen)
+    assert torch.allclose(z, X @ w + 1.0, atol=1e-12)
+
+
+def test_sparse_regression_noise_level(gen):
+    X, z, w = data.sparse_regression(20_000, 3, noise=0.5, generator=gen)
+    resid = z - X @ w - 1.0
+    assert float(resid.std()) == pytest.approx(0.5, rel=0.03)
+
+
+def test_sparse_regression_is_deterministic_given_generator():
+    a = data.sparse_regression(10, 4, generator=torch.Generator().manual_seed(5))
+    b = data.sparse_regression(10, 4, generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(n=0, d=3), "n must"),
+        (dict(n=5, d=0), "d must"),
+        (dict(n=5, d=3, n_informative=4), "n_informative"),
+        (dict(n=5, d=3, n_informative=-1), "n_informative"),
+        (dict(n=5, d=3, noise=-1.0), "noise"),
+        (dict(n=5.0, d=3), "n must"),
+    ],
+)
+def test_sparse_regression_bad_args_raise(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        data.sparse_regression(**kwargs)
+
+
+def test_checkerboard_edges_of_dark_squares_are_inside():
+    board = data.Checkerboard()
+    # corners and edges of dark cells (i + j even), including the board's outer edge
+    on_edges = torch.tensor([[-2.0, -2.0], [-1.0, -1.0], [1.0, 0.0], [2.0, 2.0], [0.0, 1.5]])
+    assert torch.all(board.log_prob(on_edges) == -math.log(8))
+    # interiors of light cells and points off the board stay outside
+    outside = torch.tensor([[-0.5, -1.5], [1.5, 0.5], [2.0001, 0.0], [0.0, -2.5]])
+    assert torch.all(torch.isinf(board.log_prob(outside)))

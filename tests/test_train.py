@@ -1,0 +1,291 @@
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import genbook
+from genbook import evaluate, fit
+
+
+class Gaussian1D(nn.Module):
+    """N(mu, sigma^2) with learnable mu and log sigma; its MLE is the sample mean and (biased) std."""
+
+    def __init__(self, mu=0.0, log_sigma=0.0):
+        super().__init__()
+        self.mu = nn.Parameter(torch.tensor(mu, dtype=torch.float64))
+        self.log_sigma = nn.Parameter(torch.tensor(log_sigma, dtype=torch.float64))
+
+    def log_prob(self, x):
+        return torch.distributions.Normal(self.mu, self.log_sigma.exp()).log_prob(x)
+
+    def loss(self, x):
+        return -self.log_prob(x).mean()
+
+
+class Mean(nn.Module):
+    """A learnable point; loss = mean squared distance to the batch."""
+
+    def __init__(self, init=0.0):
+        super().__init__()
+        self.mu = nn.Parameter(torch.tensor(init, dtype=torch.float64))
+
+    def loss(self, x):
+        return ((x - self.mu) ** 2).mean()
+
+
+class Line(nn.Module):
+    """y = w x + b; loss(x, y) takes two tensors (tuple data)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.b = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def loss(self, x, y):
+        return ((self.w * x + self.b - y) ** 2).mean()
+
+
+class Bomb(nn.Module):
+    """A finite loss until call number ``at``, then ``value`` (NaN or inf)."""
+
+    def __init__(self, at, value):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones((), dtype=torch.float64))
+        self.at, self.value, self.calls = at, value, 0
+
+    def loss(self, x):
+        self.calls += 1
+        out = ((x - self.w) ** 2).mean()
+        return out * self.value if self.calls == self.at else out
+
+
+class Recorder(Mean):
+    """Remembers every batch it was trained on."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def loss(self, x):
+        self.seen.append(x.detach().clone())
+        return super().loss(x)
+
+
+# ---------------------------------------------------------------- convergence
+def test_fit_reaches_gaussian_mle():
+    x = 2.0 + 0.5 * torch.randn(256, dtype=torch.float64)
+    model = Gaussian1D()
+    hist = fit(model, x, steps=1000, batch_size=256, lr=0.1, progress=False)
+    assert model.mu.item() == pytest.approx(float(x.mean()), abs=1e-6)
+    assert model.log_sigma.exp().item() == pytest.approx(float(x.std(unbiased=False)), abs=1e-6)
+    # the final loss is the closed-form minimum: 1/2 ln(2 pi e s^2)
+    s2 = float(x.var(unbiased=False))
+    assert evaluate(model, x) == pytest.approx(0.5 * math.log(2 * math.pi * math.e * s2), abs=1e-9)
+    assert hist.train_loss[-1] < hist.train_loss[0]
+
+
+def test_fit_tuple_data_calls_loss_with_each_tensor():
+    x = torch.randn(128, dtype=torch.float64)
+    y = 2 * x + 1 + 0.1 * torch.randn(128, dtype=torch.float64)
+    model = Line()
+    fit(model, (x, y), steps=1000, batch_size=128, lr=0.05, progress=False)
+    A = torch.stack([x, torch.ones_like(x)], 1)
+    w, b = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+    assert model.w.item() == pytest.approx(float(w), abs=1e-5)
+    assert model.b.item() == pytest.approx(float(b), abs=1e-5)
+
+
+# ---------------------------------------------------------------- step accounting
+def test_steps_count_equals_history_length():
+    hist = fit(Mean(), torch.randn(50, dtype=torch.float64), steps=37, batch_size=8, progress=False)
+    assert hist.steps == 37 == len(hist.train_loss)
+    assert all(math.isfinite(v) for v in hist.train_loss)
+
+
+def test_epochs_are_converted_to_steps():
+    hist = fit(Mean(), torch.randn(100, dtype=torch.float64), epochs=3, batch_size=32, progress=False)
+    assert hist.steps == 3 * math.ceil(100 / 32)
+
+
+def test_each_epoch_sees_every_example_once():
+    data = torch.arange(100, dtype=torch.float64)
+    model = Recorder()
+    fit(model, data, epochs=2, batch_size=32, progress=False)
+    assert [len(b) for b in model.seen] == [32, 32, 32, 4] * 2
+    for epoch in (model.seen[:4], model.seen[4:]):
+        assert torch.equal(torch.cat(epoch).sort().values, data)
+    assert not torch.equal(torch.cat(model.seen[:4]), data)  # shuffled
+
+
+def test_fit_is_deterministic_given_generator():
+    data = torch.randn(64, dtype=torch.float64)
+    runs = []
+    for _ in range(2):
+        model = Mean()
+        hist = fit(model, data, steps=20, batch_size=10, lr=0.05, progress=False, generator=torch.Generator().manual_seed(1))
+        runs.append((hist.train_loss, model.mu.item()))
+    assert runs[0] == runs[1]
+
+
+def test_history_throughput():
+    hist = fit(Mean(), torch.randn(100, dtype=torch.float64), epochs=1, batch_size=32, progress=False)
+    assert hist.seconds > 0
+    assert hist.examples_per_second * hist.seconds == pytest.approx(100)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(epochs=1, steps=1)])
+def test_exactly_one_of_epochs_or_steps(kwargs):
+    with pytest.raises(ValueError, match="exactly one of epochs or steps"):
+        fit(Mean(), torch.randn(10), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(steps=0), "steps"),
+        (dict(steps=2.5), "steps"),
+        (dict(epochs=-1), "epochs"),
+        (dict(steps=5, batch_size=0), "batch_size"),
+        (dict(steps=5, patience=0), "patience"),
+    ],
+)
+def test_bad_counts_raise(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        fit(Mean(), torch.randn(10), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan")])
+def test_nonpositive_lr_raises(lr):
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        fit(Mean(), torch.randn(10), steps=1, lr=lr, progress=False)
+
+
+# ---------------------------------------------------------------- validation and early stopping
+def _drifting_problem():
+    # Training pulls mu from 5 to 0; the validation data sit at 4, so the validation
+    # loss falls until mu passes 4 and rises after.
+    train = 0.1 * torch.randn(64, dtype=torch.float64)
+    val = 4.0 + 0.1 * torch.randn(64, dtype=torch.float64)
+    return Mean(init=5.0), train, val
+
+
+def test_early_stopping_restores_best_parameters():
+    model, train, val = _drifting_problem()
+    hist = fit(model, train, val=val, steps=500, batch_size=64, lr=0.1, eval_every=1, patience=3, progress=False)
+    assert hist.stopped_early
+    assert hist.steps < 500 and hist.steps == hist.val_step[-1]
+    best = min(range(len(hist.val_loss)), key=hist.val_loss.__getitem__)
+    assert hist.best_val == min(hist.val_loss)
+    assert hist.best_step == hist.val_step[best]
+    assert len(hist.val_loss) - 1 - best == 3  # stopped after `patience` evaluations without improvement
+    assert evaluate(model, val) == pytest.approx(hist.best_val, abs=1e-12)
+    assert model.mu.item() == pytest.approx(float(val.mean()), abs=0.1)
+
+
+def test_validation_without_patience_runs_all_steps_and_keeps_best():
+    model, train, val = _drifting_problem()
+    hist = fit(model, train, val=val, steps=80, batch_size=64, lr=0.1, eval_every=5, progress=False)
+    assert not hist.stopped_early
+    assert hist.steps == 80
+    assert hist.val_step == list(range(5, 81, 5))
+    assert hist.val_loss[-1] > hist.best_val  # training went past the best point ...
+    assert evaluate(model, val) == pytest.approx(hist.best_val, abs=1e-12)  # ... and came back to it
+
+
+def test_default_evaluation_is_once_per_epoch():
+    model, train, val = _drifting_problem()
+    hist = fit(model, train, val=val, epochs=3, batch_size=16, progress=False)
+    assert hist.val_step == [4, 8, 12]
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nonfinite_loss_names_the_step(value):
+    with pytest.raises(FloatingPointError, match=r"at step 4 of 10") as err:
+        fit(Bomb(at=4, value=value), torch.randn(20, dtype=torch.float64), steps=10, batch_size=20, progress=False)
+    assert ("nan" if math.isnan(value) else "inf") in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("which", ["train", "val"])
+def test_nonfinite_data_raises(bad, which):
+    good = torch.randn(10, dtype=torch.float64)
+    broken = good.clone()
+    broken[3] = bad
+    kwargs = dict(train=broken, val=good) if which == "train" else dict(train=good, val=broken)
+    with pytest.raises(ValueError, match=f"{which} contains NaN"):
+        fit(Mean(), kwargs["train"], val=kwargs["val"], steps=2, progress=False)
+
+
+def test_mismatched_tuple_lengths_raise():
+    with pytest.raises(ValueError, match="same first dimension"):
+        fit(Line(), (torch.randn(10), torch.randn(9)), steps=1, progress=False)
+
+
+def test_non_tensor_data_raises():
+    with pytest.raises(TypeError, match="tensor or a tuple of tensors"):
+        fit(Mean(), [1.0, 2.0], steps=1, progress=False)
+
+
+def test_model_without_parameters_raises():
+    class Frozen(Mean):
+        def __init__(self):
+            super().__init__()
+            self.mu.requires_grad_(False)
+
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(Frozen(), torch.randn(10), steps=1, progress=False)
+
+
+# ---------------------------------------------------------------- output
+def test_progress_false_prints_nothing(capsys):
+    fit(Mean(), torch.randn(10), steps=5, batch_size=5, progress=False)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out == ""
+
+
+def test_progress_true_draws_a_bar(capsys):
+    fit(Mean(), torch.randn(10), steps=5, batch_size=5, progress=True)
+    assert "Mean" in capsys.readouterr().err  # the bar is labelled with the model's class
+
+
+def test_progress_env_off(capsys, monkeypatch):
+    monkeypatch.setenv("GENBOOK_PROGRESS", "0")
+    fit(Mean(), torch.randn(10), steps=5, batch_size=5)
+    assert capsys.readouterr().err == ""
+
+
+def test_fit_emits_no_warnings():
+    # torch reports some warnings once per process; warn_always makes them repeatable.
+    was = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fit(Gaussian1D(), torch.randn(32, dtype=torch.float64), steps=3, batch_size=8, progress=False)
+    finally:
+        torch.set_warn_always(was)
+
+
+# ---------------------------------------------------------------- evaluate
+def test_evaluate_weights_batches_by_size():
+    model = Gaussian1D(mu=0.3, log_sigma=-0.2)
+    x = torch.randn(50, dtype=torch.float64)
+    full = model.loss(x).item()
+    assert evaluate(model, x, batch_size=7) == pytest.approx(full, abs=1e-12)
+
+
+def test_evaluate_restores_training_mode():
+    model = Mean()
+    model.train()
+    evaluate(model, torch.randn(5))
+    assert model.training
+    model.eval()
+    evaluate(model, torch.randn(5))
+    assert not model.training
+
+
+def test_fit_is_exported_at_top_level():
+    assert genbook.fit is fit and genbook.evaluate is evaluate
