@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: all book test bench serve clean install
+.PHONY: all book test bench serve clean install check-site
 
 all: book
 
@@ -26,6 +26,13 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Reads the built site in headless Chromium (the system's; see scripts/check_site.py):
+# math typeset, images loaded, no cell errors, links and anchors resolve, search works.
+# Screenshots of every page go to _build/screenshots/.
+check-site: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python scripts/check_site.py --html _build/html --shots _build/screenshots
 
 # Longer runs (quality and speed against the issues' anchors) -> _build/bench/results.json
 bench: $(STAMP)
