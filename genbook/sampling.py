@@ -1,0 +1,413 @@
+"""Chapter 2: sampling. Markov chain Monte Carlo kernels in torch, in the style of blackjax.
+
+A kernel has ``init(x0) -> state`` and ``step(state) -> (state, info)``. Chains are
+batched on dim 0: ``x0`` of shape ``(C, D)`` runs ``C`` independent chains at once, on
+whatever device ``x0`` lives on. ``run`` drives a kernel and returns the samples with
+their diagnostics (acceptance rate, effective sample size, R-hat).
+
+Targets are given as ``log_prob(x) -> (C,)``, the log of an *unnormalised* density
+``p~ = e^{-E}`` (eq. ``eq-mcmc-target``): no kernel here needs the normaliser Z.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+LogProb = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ------------------------------------------------------------------ random numbers
+def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"generator lives on {generator.device} but the chains on {device}; "
+            f"pass torch.Generator(device={str(device)!r})"
+        )
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _log_uniform(n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.log(u.clamp_min(torch.finfo(like.dtype).tiny))
+
+
+# ------------------------------------------------------------------ states and checks
+@dataclass
+class State:
+    """Where the chains are: ``x (C, D)``, ``log_p (C,)`` and, for gradient kernels, ``grad (C, D)``."""
+
+    x: torch.Tensor
+    log_p: torch.Tensor
+    grad: torch.Tensor | None = None
+
+
+@dataclass
+class Info:
+    """What one step did, per chain: ``accepted (C,)`` and the log acceptance probability ``log_alpha (C,)``."""
+
+    accepted: torch.Tensor
+    log_alpha: torch.Tensor
+
+
+def _check_step_size(step_size: float) -> float:
+    ok = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
+    if not (ok and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    return float(step_size)
+
+
+def _evaluate(log_prob: LogProb, x: torch.Tensor) -> torch.Tensor:
+    log_p = log_prob(x)
+    if not isinstance(log_p, torch.Tensor) or log_p.shape != (x.shape[0],):
+        got = tuple(log_p.shape) if isinstance(log_p, torch.Tensor) else type(log_p).__name__
+        raise ValueError(f"log_prob must map (C, D) -> (C,) = ({x.shape[0]},), got {got}")
+    return log_p
+
+
+def _check_start(log_prob: LogProb, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or not x0.is_floating_point():
+        got = f"{tuple(x0.shape)} {x0.dtype}" if isinstance(x0, torch.Tensor) else type(x0).__name__
+        raise ValueError(f"x0 must be a floating-point tensor of shape (chains, dims), got {got}")
+    if not torch.isfinite(x0).all():
+        raise ValueError("x0 contains NaN or infinite values")
+    log_p = _evaluate(log_prob, x0)
+    bad = ~torch.isfinite(log_p)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise ValueError(
+            f"log_prob is {float(log_p[first])} at the start of chain {first} (x0[{first}]); "
+            "start every chain where the target density is positive"
+        )
+    return x0, log_p
+
+
+def _value_and_grad(log_prob: LogProb, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        log_p = _evaluate(log_prob, xg)
+        (grad,) = torch.autograd.grad(log_p.sum(), xg)
+    return log_p.detach(), grad
+
+
+def _accept(state: State, proposal: State, log_alpha: torch.Tensor, generator) -> tuple[State, Info]:
+    """Metropolis-Hastings accept/reject, chain by chain (eq. ``eq-mh-acceptance``)."""
+    log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf).clamp(max=0.0)
+    accepted = _log_uniform(log_alpha.shape[0], state.x, generator) < log_alpha
+    keep = accepted[:, None]
+    new = State(
+        x=torch.where(keep, proposal.x, state.x),
+        log_p=torch.where(accepted, proposal.log_p, state.log_p),
+        grad=None if state.grad is None else torch.where(keep, proposal.grad, state.grad),
+    )
+    return new, Info(accepted=accepted, log_alpha=log_alpha)
+
+
+# ------------------------------------------------------------------ kernels
+class RandomWalkMetropolis:
+    """Metropolis with a symmetric Gaussian proposal ``a* = a + step_size * eps`` (eq. ``eq-rwm``).
+
+    The proposal is symmetric, so the Hastings ratio of proposal densities cancels and
+    ``A = min(1, p~(a*) / p~(a))``.
+    """
+
+    def __init__(self, log_prob: LogProb, *, step_size: float, generator: torch.Generator | None = None):
+        self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
+
+    def init(self, x0: torch.Tensor) -> State:
+        _check_generator(self.generator, x0.device)
+        x0, log_p = _check_start(self.log_prob, x0)
+        return State(x0, log_p)
+
+    def step(self, state: State) -> tuple[State, Info]:
+        x_new = state.x + self.step_size * _randn(state.x, self.generator)
+        proposal = State(x_new, _evaluate(self.log_prob, x_new))
+        return _accept(state, proposal, proposal.log_p - state.log_p, self.generator)
+
+
+class IndependentMetropolisHastings:
+    """Metropolis-Hastings with a proposal that ignores the current point: ``a* ~ q`` (eq. ``eq-mh-acceptance``).
+
+    ``q`` is a ``torch.distributions`` object with ``event_shape (D,)``. The proposal is
+    not symmetric, so the acceptance keeps the ratio ``q(a) / q(a*)``; leaving it out
+    (as if the proposal were symmetric) samples ``p * q`` instead of ``p``.
+    """
+
+    def __init__(self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None):
+        self.log_prob, self.proposal, self.generator = log_prob, proposal, generator
+
+    def init(self, x0: torch.Tensor) -> State:
+        _check_generator(self.generator, x0.device)
+        x0, log_p = _check_start(self.log_prob, x0)
+        return State(x0, log_p)
+
+    def step(self, state: State) -> tuple[State, Info]:
+        x_new = self._draw(state.x.shape[0], state.x)
+        proposal = State(x_new, _evaluate(self.log_prob, x_new))
+        # an independent proposal has q(a -> a*) = q(a*) and q(a* -> a) = q(a)
+        log_q_forward = self.proposal.log_prob(x_new)
+        log_q_backward = self.proposal.log_prob(state.x)
+        log_alpha = proposal.log_p - state.log_p + log_q_backward - log_q_forward
+        return _accept(state, proposal, log_alpha, self.generator)
+
+    def _draw(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        if self.generator is None:
+            return self.proposal.sample((n,)).to(like)
+        # torch.distributions cannot take a generator: a Gaussian is drawn as loc + L eps, anything
+        # else by inverse transform when it offers icdf; otherwise refuse rather than ignore the generator.
+        q = self.proposal
+        if isinstance(q, torch.distributions.MultivariateNormal):
+            eps = torch.randn(n, *q.event_shape, generator=self.generator, device=like.device, dtype=like.dtype)
+            return q.loc.to(like) + eps @ q.scale_tril.to(like).mT
+        base = q.base_dist if isinstance(q, torch.distributions.Independent) else q
+        try:
+            u = torch.rand(n, *q.event_shape, generator=self.generator, device=like.device, dtype=like.dtype)
+            return base.icdf(u)
+        except NotImplementedError as err:
+            raise ValueError("this proposal has no icdf; pass generator=None to use torch's global generator") from err
+
+
+class _LangevinKernel:
+    """What the two Langevin kernels share: the gradient at the start and the Langevin move."""
+
+    def __init__(self, log_prob: LogProb, *, step_size: float, generator: torch.Generator | None = None):
+        self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
+
+    def init(self, x0: torch.Tensor) -> State:
+        _check_generator(self.generator, x0.device)
+        x0, _ = _check_start(self.log_prob, x0)
+        log_p, grad = _value_and_grad(self.log_prob, x0)
+        return State(x0, log_p, grad)
+
+    def _move(self, state: State) -> torch.Tensor:
+        """``x + eta grad log p(x) + sqrt(2 eta) eps`` (eq. ``eq-langevin``)."""
+        eta = self.step_size
+        return state.x + eta * state.grad + math.sqrt(2 * eta) * _randn(state.x, self.generator)
+
+
+class MALA(_LangevinKernel):
+    """Metropolis-adjusted Langevin: a Langevin step as proposal, then accept/reject (eq. ``eq-mala``).
+
+    Proposal ``a* = a + eta grad log p(a) + sqrt(2 eta) eps``, an asymmetric Gaussian
+    ``q(a -> a*) = N(a*; a + eta grad log p(a), 2 eta I)``, so the Hastings ratio stays in.
+    """
+
+    def _log_q(self, to: torch.Tensor, frm: torch.Tensor, grad_frm: torch.Tensor) -> torch.Tensor:
+        mean = frm + self.step_size * grad_frm
+        return -((to - mean) ** 2).sum(1) / (4 * self.step_size)
+
+    def step(self, state: State) -> tuple[State, Info]:
+        x_new = self._move(state)
+        log_p_new, grad_new = _value_and_grad(self.log_prob, x_new)
+        proposal = State(x_new, log_p_new, grad_new)
+        log_alpha = (
+            log_p_new - state.log_p + self._log_q(state.x, x_new, grad_new) - self._log_q(x_new, state.x, state.grad)
+        )
+        return _accept(state, proposal, log_alpha, self.generator)
+
+
+class Langevin(_LangevinKernel):
+    """Unadjusted Langevin algorithm: ``x <- x + eta grad log p(x) + sqrt(2 eta) eps`` (eq. ``eq-langevin``).
+
+    Every step is taken (no accept/reject), so the chain samples a distribution that
+    differs from ``p`` by O(eta); :class:`MALA` removes that bias.
+    """
+
+    def step(self, state: State) -> tuple[State, Info]:
+        x_new = self._move(state)
+        if not torch.isfinite(x_new).all():
+            raise FloatingPointError(
+                f"Langevin chains diverged (non-finite x) with step_size={self.step_size}; lower it"
+            )
+        log_p, grad = _value_and_grad(self.log_prob, x_new)
+        ones = torch.ones(x_new.shape[0], dtype=torch.bool, device=x_new.device)
+        return State(x_new, log_p, grad), Info(accepted=ones, log_alpha=torch.zeros_like(log_p))
+
+
+class GaussianGibbs:
+    """Systematic-scan Gibbs sampling of ``N(mean, cov)``: each coordinate from its exact conditional (eq. ``eq-gibbs``).
+
+    ``x_i | x_-i ~ N(mu_i - (1/Lambda_ii) sum_{j != i} Lambda_ij (x_j - mu_j), 1/Lambda_ii)``
+    with ``Lambda = cov^{-1}``. Every move is accepted: Gibbs is Metropolis-Hastings whose
+    proposal is the conditional itself, for which the acceptance is exactly 1.
+    """
+
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor, *, generator: torch.Generator | None = None):
+        D = mean.shape[0]
+        if cov.shape != (D, D):
+            raise ValueError(f"cov must have shape ({D}, {D}) to match mean, got {tuple(cov.shape)}")
+        self.mean, self.precision, self.generator = mean, torch.linalg.inv(cov), generator
+        self._log_prob = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov).log_prob
+
+    def init(self, x0: torch.Tensor) -> State:
+        _check_generator(self.generator, x0.device)
+        x0, log_p = _check_start(self._log_prob, x0)
+        return State(x0, log_p)
+
+    def step(self, state: State) -> tuple[State, Info]:
+        x = state.x.clone()
+        P, mu = self.precision.to(x), self.mean.to(x)
+        for i in range(x.shape[1]):
+            others = (x - mu) @ P[i] - (x[:, i] - mu[i]) * P[i, i]  # sum over j != i
+            cond_mean = mu[i] - others / P[i, i]
+            x[:, i] = cond_mean + _randn(x[:, i], self.generator) / torch.sqrt(P[i, i])
+        ones = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        return State(x, self._log_prob(x)), Info(accepted=ones, log_alpha=torch.zeros(x.shape[0], device=x.device))
+
+
+# ------------------------------------------------------------------ driver
+@dataclass
+class RunResult:
+    """Samples ``(steps, C, D)`` after burn-in and thinning, with diagnostics per coordinate."""
+
+    samples: torch.Tensor
+    acceptance_rate: float
+    ess: torch.Tensor  # (D,) effective sample size over all chains
+    rhat: torch.Tensor  # (D,) split R-hat
+    seconds: float
+
+    @property
+    def ess_per_second(self) -> torch.Tensor:
+        return self.ess / self.seconds
+
+
+def run(
+    kernel, x0: torch.Tensor, n_steps: int, *, burn_in: int = 0, thin: int = 1, diagnostics: bool = True
+) -> RunResult:
+    """Run ``kernel`` from ``x0 (C, D)`` for ``burn_in + n_steps`` steps; keep every ``thin``-th after burn-in."""
+    for name, v, lo in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0), ("thin", thin, 1)):
+        if not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    state = kernel.init(x0)
+    kept, accepted, total = [], 0.0, 0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for t in range(burn_in + n_steps):
+            state, info = kernel.step(state)
+            if t >= burn_in:
+                accepted += float(info.accepted.float().mean())
+                total += 1
+                if (t - burn_in) % thin == 0:
+                    kept.append(state.x)
+    if state.x.is_cuda:
+        torch.cuda.synchronize(state.x.device)
+    seconds = time.perf_counter() - t0
+    samples = torch.stack(kept)  # (S, C, D)
+    flat = samples.flatten(2)  # (S, C, D): lattice states (C, L, L) become D = L * L coordinates
+    if diagnostics and samples.shape[0] >= 4:
+        ess, rhat = effective_sample_size(flat), split_rhat(flat)
+    else:
+        D = flat.shape[2]
+        ess, rhat = torch.full((D,), math.nan), torch.full((D,), math.nan)
+    return RunResult(samples, accepted / max(total, 1), ess, rhat, seconds)
+
+
+# ------------------------------------------------------------------ diagnostics
+def autocovariance(samples: torch.Tensor, *, center: bool = True) -> torch.Tensor:
+    """Autocovariance of each chain and coordinate by FFT, ``(S, C, D) -> (S, C, D)`` (divided by S).
+
+    ``center=False`` takes ``samples`` as already centred (e.g. about the mean of all chains).
+    """
+    if samples.ndim != 3:
+        raise ValueError(f"samples must have shape (steps, chains, dims), got {tuple(samples.shape)}")
+    x = samples.double() - samples.double().mean(0, keepdim=True) if center else samples.double()
+    n = x.shape[0]
+    f = torch.fft.rfft(x, n=2 * n, dim=0)  # zero-padded: no wrap-around
+    return torch.fft.irfft(f * f.conj(), n=2 * n, dim=0)[:n] / n
+
+
+def autocorrelation(samples: torch.Tensor) -> torch.Tensor:
+    """Autocorrelation of each chain and coordinate: ``(S, C, D) -> (S, C, D)``, lag 0 = 1 (eq. ``eq-acf``)."""
+    acov = autocovariance(samples)
+    return acov / acov[:1].clamp_min(torch.finfo(acov.dtype).tiny)
+
+
+def effective_sample_size(samples: torch.Tensor) -> torch.Tensor:
+    """ESS per coordinate over all chains, ``(S, C, D) -> (D,)`` (eq. ``eq-ess``).
+
+    ``ESS = C S / (1 + 2 sum_t rho_t)``. The autocovariance is measured about the mean of
+    all chains together, so chains stuck in different places count as highly correlated
+    rather than as independent draws; the sum runs over Geyer's initial monotone sequence
+    (pairs ``rho_{2k} + rho_{2k+1}``, made non-increasing, while positive).
+    """
+    S, C, _ = samples.shape
+    if S < 4:
+        raise ValueError(f"samples need at least 4 steps for an ESS, got {S}")
+    x = samples.double()
+    acov = autocovariance(x - x.mean((0, 1)), center=False).mean(1)  # (S, D), about the pooled mean
+    rho = acov / acov[:1].clamp_min(torch.finfo(acov.dtype).tiny)
+    m = (S - 1) // 2
+    pairs = rho[: 2 * m : 2] + rho[1 : 2 * m : 2]  # (m, D)
+    positive = torch.cumprod((pairs > 0).double(), dim=0)  # stop at the first non-positive pair
+    pairs = torch.cummin(pairs, dim=0).values  # initial monotone sequence: noise cannot add a tail
+    tau = -1 + 2 * (pairs * positive).sum(0)
+    tau = tau.clamp_min(1.0 / math.log10(max(S, 10)))  # antithetic chains cannot beat the cap
+    return (C * S / tau).float()
+
+
+def split_rhat(samples: torch.Tensor) -> torch.Tensor:
+    """Split R-hat per coordinate, ``(S, C, D) -> (D,)``: near 1 when the chains agree (eq. ``eq-rhat``)."""
+    S = samples.shape[0] - samples.shape[0] % 2
+    halves = torch.cat([samples[: S // 2], samples[S // 2 : S]], dim=1).double()  # (S/2, 2C, D)
+    n = halves.shape[0]
+    chain_means = halves.mean(0)  # (2C, D)
+    within = halves.var(0, correction=1).mean(0)  # W
+    between = n * chain_means.var(0, correction=1)  # B
+    var_plus = (n - 1) / n * within + between / n
+    return torch.sqrt(var_plus / within.clamp_min(torch.finfo(within.dtype).tiny)).float()
+
+
+# ------------------------------------------------------------------ exact tools for small state spaces
+def mh_transition_matrix(p_tilde: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+    """The Metropolis-Hastings transition matrix ``P[b, a] = p(b -> a)`` on a finite space (eq. ``eq-mh-matrix``).
+
+    ``p_tilde (K,)`` is the unnormalised target, ``proposal (K, K)`` has rows ``q(b -> .)``
+    that sum to 1. Off the diagonal ``P[b, a] = q(b -> a) min(1, p~(a) q(a -> b) / (p~(b) q(b -> a)))``;
+    the rejected mass stays on the diagonal.
+    """
+    K = p_tilde.shape[0]
+    if proposal.shape != (K, K):
+        raise ValueError(f"proposal must have shape ({K}, {K}), got {tuple(proposal.shape)}")
+    if not bool((p_tilde > 0).all() and torch.isfinite(p_tilde).all()):
+        raise ValueError("p_tilde must be finite and positive on every state")
+    if (proposal < 0).any() or not torch.allclose(proposal.sum(1), torch.ones(K, dtype=proposal.dtype)):
+        raise ValueError("proposal rows must be probability vectors (non-negative, summing to 1)")
+    p, q = p_tilde.double(), proposal.double()
+    ratio = (p[None, :] * q.T) / (p[:, None] * q)  # [b, a] = p(a) q(a->b) / (p(b) q(b->a))
+    accept = torch.where(q > 0, torch.clamp(ratio, max=1.0), torch.zeros_like(q))
+    P = q * accept
+    P.fill_diagonal_(0.0)
+    P += torch.diag(1.0 - P.sum(1))
+    return P
+
+
+# ------------------------------------------------------------------ targets with known moments
+def gaussian_target(mean: torch.Tensor, cov: torch.Tensor) -> LogProb:
+    """``log N(x; mean, cov)`` as a batched log-density ``(C, D) -> (C,)``."""
+    return torch.distributions.MultivariateNormal(mean, covariance_matrix=cov).log_prob
+
+
+def ill_conditioned_cov(dim: int, condition: float, *, dtype=torch.float64) -> torch.Tensor:
+    """A diagonal covariance whose variances are log-spaced from 1 to ``condition`` (its condition number)."""
+    if not isinstance(dim, int) or dim < 1 or not condition >= 1:
+        raise ValueError(f"need dim >= 1 and condition >= 1, got dim={dim!r}, condition={condition!r}")
+    return torch.diag(torch.logspace(0, math.log10(condition), dim, dtype=dtype))
+
+
+def banana_log_prob(x: torch.Tensor, *, b: float = 0.1, scale: float = 10.0) -> torch.Tensor:
+    """The banana of Haario et al.: ``x1 ~ N(0, scale^2)``, ``x2 + b x1^2 - b scale^2 ~ N(0, 1)``.
+
+    A Gaussian bent by ``x2 -> x2 + b (x1^2 - scale^2)``, a map with Jacobian 1, so the
+    density is normalised and its moments are known: ``E[x] = 0``, ``Var x1 = scale^2``,
+    ``Var x2 = 1 + 2 b^2 scale^4``. ``(C, 2) -> (C,)``.
+    """
+    x1, x2 = x[:, 0], x[:, 1]
+    y2 = x2 + b * (x1**2 - scale**2)
+    return -0.5 * (x1 / scale) ** 2 - 0.5 * y2**2 - math.log(2 * math.pi * scale)
