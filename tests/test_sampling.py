@@ -746,3 +746,18 @@ def test_nan_target_in_transition_matrix_is_refused():
     q = torch.full((3, 3), 1 / 3, dtype=torch.float64)
     with pytest.raises(ValueError, match="p_tilde"):
         sampling.mh_transition_matrix(torch.tensor([1.0, float("nan"), 2.0], dtype=torch.float64), q)
+
+
+@pytest.mark.parametrize("diagonal", [True, False])
+def test_gaussian_target_matches_torch_multivariate_normal(diagonal):
+    g = torch.Generator().manual_seed(3)
+    D = 5
+    if diagonal:
+        cov = sampling.ill_conditioned_cov(D, 50.0)
+    else:
+        A = torch.randn(D, D, generator=g, dtype=torch.float64)
+        cov = A @ A.T + D * torch.eye(D, dtype=torch.float64)
+    mean = torch.randn(D, generator=g, dtype=torch.float64)
+    x = torch.randn(7, D, generator=g, dtype=torch.float64) * 3
+    expected = MultivariateNormal(mean, covariance_matrix=cov).log_prob(x)
+    assert torch.allclose(sampling.gaussian_target(mean, cov)(x), expected, atol=1e-10)
