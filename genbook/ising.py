@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .sampling import Info, State, _check_generator
+from .sampling import Info, State, _all_accepted, _check_generator
 
 
 def ising_energy(spins: torch.Tensor, *, J: float = 1.0, h: float = 0.0) -> torch.Tensor:
@@ -72,6 +72,5 @@ class IsingGibbs:
             u = torch.rand(s.shape, generator=self.generator, device=s.device)
             draw = torch.where(u < p_up, 1.0, -1.0)
             s = torch.where(colour == c, draw, s)
-        ones = torch.ones(s.shape[0], dtype=torch.bool, device=s.device)
         log_p = -self.beta * ising_energy(s, J=self.J, h=self.h)
-        return State(s, log_p), Info(accepted=ones, log_alpha=torch.zeros_like(log_p))
+        return State(s, log_p), _all_accepted(log_p)

@@ -89,6 +89,18 @@ def _check_start(log_prob: LogProb, x0: torch.Tensor) -> tuple[torch.Tensor, tor
     return x0, log_p
 
 
+def _init_state(log_prob: LogProb, generator: torch.Generator | None, x0: torch.Tensor) -> State:
+    """The chains' starting state after checking ``x0``, the generator's device and ``log_prob`` there."""
+    _check_generator(generator, x0.device)
+    x0, log_p = _check_start(log_prob, x0)
+    return State(x0, log_p)
+
+
+def _all_accepted(log_p: torch.Tensor) -> Info:
+    """The ``Info`` of a kernel whose every move is taken (Gibbs, unadjusted Langevin)."""
+    return Info(accepted=torch.ones_like(log_p, dtype=torch.bool), log_alpha=torch.zeros_like(log_p))
+
+
 def _value_and_grad(log_prob: LogProb, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -122,9 +134,7 @@ class RandomWalkMetropolis:
         self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
 
     def init(self, x0: torch.Tensor) -> State:
-        _check_generator(self.generator, x0.device)
-        x0, log_p = _check_start(self.log_prob, x0)
-        return State(x0, log_p)
+        return _init_state(self.log_prob, self.generator, x0)
 
     def step(self, state: State) -> tuple[State, Info]:
         x_new = state.x + self.step_size * _randn(state.x, self.generator)
@@ -144,9 +154,7 @@ class IndependentMetropolisHastings:
         self.log_prob, self.proposal, self.generator = log_prob, proposal, generator
 
     def init(self, x0: torch.Tensor) -> State:
-        _check_generator(self.generator, x0.device)
-        x0, log_p = _check_start(self.log_prob, x0)
-        return State(x0, log_p)
+        return _init_state(self.log_prob, self.generator, x0)
 
     def step(self, state: State) -> tuple[State, Info]:
         x_new = self._draw(state.x.shape[0], state.x)
@@ -181,8 +189,7 @@ class _LangevinKernel:
         self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
 
     def init(self, x0: torch.Tensor) -> State:
-        _check_generator(self.generator, x0.device)
-        x0, _ = _check_start(self.log_prob, x0)
+        x0 = _init_state(self.log_prob, self.generator, x0).x
         log_p, grad = _value_and_grad(self.log_prob, x0)
         return State(x0, log_p, grad)
 
@@ -227,8 +234,7 @@ class Langevin(_LangevinKernel):
                 f"Langevin chains diverged (non-finite x) with step_size={self.step_size}; lower it"
             )
         log_p, grad = _value_and_grad(self.log_prob, x_new)
-        ones = torch.ones(x_new.shape[0], dtype=torch.bool, device=x_new.device)
-        return State(x_new, log_p, grad), Info(accepted=ones, log_alpha=torch.zeros_like(log_p))
+        return State(x_new, log_p, grad), _all_accepted(log_p)
 
 
 class GaussianGibbs:
@@ -244,12 +250,10 @@ class GaussianGibbs:
         if cov.shape != (D, D):
             raise ValueError(f"cov must have shape ({D}, {D}) to match mean, got {tuple(cov.shape)}")
         self.mean, self.precision, self.generator = mean, torch.linalg.inv(cov), generator
-        self._log_prob = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov).log_prob
+        self._log_prob = gaussian_target(mean, cov)
 
     def init(self, x0: torch.Tensor) -> State:
-        _check_generator(self.generator, x0.device)
-        x0, log_p = _check_start(self._log_prob, x0)
-        return State(x0, log_p)
+        return _init_state(self._log_prob, self.generator, x0)
 
     def step(self, state: State) -> tuple[State, Info]:
         x = state.x.clone()
@@ -258,8 +262,8 @@ class GaussianGibbs:
             others = (x - mu) @ P[i] - (x[:, i] - mu[i]) * P[i, i]  # sum over j != i
             cond_mean = mu[i] - others / P[i, i]
             x[:, i] = cond_mean + _randn(x[:, i], self.generator) / torch.sqrt(P[i, i])
-        ones = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        return State(x, self._log_prob(x)), Info(accepted=ones, log_alpha=torch.zeros(x.shape[0], device=x.device))
+        log_p = self._log_prob(x)
+        return State(x, log_p), _all_accepted(log_p)
 
 
 # ------------------------------------------------------------------ driver
@@ -366,7 +370,7 @@ def split_rhat(samples: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------ exact tools for small state spaces
 def mh_transition_matrix(p_tilde: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
-    """The Metropolis-Hastings transition matrix ``P[b, a] = p(b -> a)`` on a finite space (eq. ``eq-mh-matrix``).
+    """The Metropolis-Hastings transition matrix ``P[b, a] = p(b -> a)`` on a finite space (eq. ``eq-mh-db``).
 
     ``p_tilde (K,)`` is the unnormalised target, ``proposal (K, K)`` has rows ``q(b -> .)``
     that sum to 1. Off the diagonal ``P[b, a] = q(b -> a) min(1, p~(a) q(a -> b) / (p~(b) q(b -> a)))``;

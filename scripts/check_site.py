@@ -96,8 +96,13 @@ def pages(root: Path) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
+def _soup(path: Path) -> BeautifulSoup:
+    """Each page is parsed once per run (``run`` clears the cache) and shared by every check."""
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
 def _ids(path: Path) -> frozenset[str]:
-    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    soup = _soup(path)
     return frozenset(el["id"] for el in soup.find_all(id=True)) | frozenset(
         el["name"] for el in soup.find_all("a", attrs={"name": True})
     )
@@ -105,7 +110,7 @@ def _ids(path: Path) -> frozenset[str]:
 
 def check_links(root: Path, page: str, report: Report) -> None:
     """Every relative link must reach a file in the site, and its #anchor an id there."""
-    soup = BeautifulSoup((root / page).read_text(encoding="utf-8"), "html.parser")
+    soup = _soup(root / page)
     for tag, attr in (("a", "href"), ("link", "href"), ("img", "src"), ("script", "src")):
         for el in soup.find_all(tag, attrs={attr: True}):
             url = el[attr]
@@ -128,7 +133,7 @@ def check_links(root: Path, page: str, report: Report) -> None:
 
 def redirect_target(root: Path, page: str) -> str | None:
     """The URL a ``<meta http-equiv="refresh">`` page sends the reader to, else None."""
-    soup = BeautifulSoup((root / page).read_text(encoding="utf-8"), "html.parser")
+    soup = _soup(root / page)
     meta = soup.find("meta", attrs={"http-equiv": re.compile("^refresh$", re.I)})
     if meta is None:
         return None
@@ -138,7 +143,7 @@ def redirect_target(root: Path, page: str) -> str | None:
 
 def check_captions(root: Path, page: str, report: Report) -> None:
     """Every image a cell draws sits in a <figure> with a caption (myst-nb's figure metadata)."""
-    soup = BeautifulSoup((root / page).read_text(encoding="utf-8"), "html.parser")
+    soup = _soup(root / page)
     for img in soup.select(".cell_output img"):
         figure = img.find_parent("figure")
         caption = figure.find("figcaption") if figure else None
@@ -148,7 +153,7 @@ def check_captions(root: Path, page: str, report: Report) -> None:
 
 def check_chapter_anatomy(root: Path, page: str, report: Report) -> None:
     """A chapter ends with an Exercises section whose solutions are hidden in toggles."""
-    soup = BeautifulSoup((root / page).read_text(encoding="utf-8"), "html.parser")
+    soup = _soup(root / page)
     headings = [h for h in soup.find_all(["h2"]) if h.get_text(" ", strip=True).rstrip("#").strip().endswith("Exercises")]
     if not headings:
         report.fail(page, 'no section titled "Exercises"')
@@ -260,6 +265,7 @@ def run(html: Path, shots: Path, *, searches: dict[str, str] = SEARCHES) -> Repo
     from playwright.sync_api import sync_playwright
 
     report = Report()
+    _soup.cache_clear()  # a site rebuilt (or planted) in the same process is read afresh
     if not (html / "index.html").is_file():
         raise SystemExit(f"{html}/index.html not found: build the book first (make book)")
     all_pages = pages(html)
