@@ -45,6 +45,37 @@ def digits(split: str, *, labels: bool = False):
     return images
 
 
+DIGITS_THRESHOLD = 8  # binarised digits: a pixel is "on" from level 8 of 0..16, half the range
+
+
+def binary_digits(split: str, *, threshold: int = DIGITS_THRESHOLD) -> torch.Tensor:
+    """The digits of :func:`digits` made binary: ``LongTensor (N, 64)`` of 0/1, 1 where level >= ``threshold``.
+
+    The default threshold, 8, is the middle of the 0..16 range; 32% of the training
+    pixels are then on.
+    """
+    if not isinstance(threshold, int) or not 1 <= threshold < DIGITS_LEVELS:
+        raise ValueError(f"threshold must be an int in 1..{DIGITS_LEVELS - 1}, got {threshold!r}")
+    return (digits(split) >= threshold).long()
+
+
+def bars_and_stripes(n: int = 3) -> torch.Tensor:
+    """Every distinct bars-and-stripes pattern on an ``n x n`` grid: ``LongTensor (2^(n+1) - 2, n*n)`` of 0/1.
+
+    A pattern switches on a subset of the rows (stripes) or a subset of the columns (bars);
+    the empty and the full grid arise both ways and are listed once, so n = 3 gives 14
+    patterns, each image flattened row by row. The data distribution is uniform over them.
+    """
+    _check_count("n", n)
+    if n > 5:
+        raise ValueError(f"n must be at most 5 (2^(n+1) - 2 patterns of n*n pixels), got {n}")
+    subsets = (torch.arange(2**n)[:, None] >> torch.arange(n)) & 1  # (2^n, n): which rows/columns are on
+    stripes = subsets[:, :, None].expand(-1, n, n)  # row r on -> the whole row
+    bars = subsets[:, None, :].expand(-1, n, n)  # column c on -> the whole column
+    patterns = torch.cat([stripes, bars]).reshape(-1, n * n)
+    return torch.unique(patterns, dim=0).long()  # drops the second empty and full grids
+
+
 # ---------------------------------------------------------------- 2-D toy densities
 class Toy2D:
     """A 2-D density we can both sample and evaluate exactly (or to quadrature accuracy)."""

@@ -6,6 +6,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -93,14 +94,23 @@ def fit(
     eval_every: int | None = None,
     progress: bool | None = None,
     generator: torch.Generator | None = None,
+    optimizer: str = "adamw",
+    momentum: float = 0.0,
+    schedule: str = "constant",
+    callback: Callable[[int], None] | None = None,
 ) -> History:
-    """Train ``model`` by minimising ``model.loss(*batch)`` with Adam(W).
+    """Train ``model`` by minimising ``model.loss(*batch)`` with AdamW (or SGD).
 
     Give exactly one of ``epochs`` or ``steps``. ``train`` (and ``val``) is a tensor or a
     tuple of tensors sharing dim 0; batches are drawn without replacement each epoch and
     moved to the model's device. With ``val`` the validation loss is computed every
     ``eval_every`` steps (default: once per epoch); the best parameters are restored at the
     end, and training stops after ``patience`` evaluations without improvement.
+    ``optimizer="sgd"`` uses plain SGD with ``momentum`` instead of AdamW (RBMs trained by
+    contrastive divergence want it); ``schedule="linear"`` decays the learning rate linearly
+    to zero at the last step instead of holding it constant.
+    ``callback(step)``, if given, is called after every optimiser step (``step`` counts from
+    1), e.g. to record a metric the loss does not show.
     Raises ``FloatingPointError`` naming the step when the loss stops being finite.
     """
     if (epochs is None) == (steps is None):
@@ -110,6 +120,12 @@ def fit(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+    if schedule not in ("constant", "linear"):
+        raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience!r}")
     train_parts = _as_tuple(train, "train")
@@ -124,7 +140,10 @@ def fit(
     total = steps if steps is not None else epochs * per_epoch
     eval_every = eval_every or per_epoch
     show = _progress_default() if progress is None else progress
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     hist = History()
     best_state, bad_evals = None, 0
     train_parts = tuple(p.to(dev) for p in train_parts)
@@ -151,11 +170,16 @@ def fit(
             loss.backward()
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, grad_clip)
+            if schedule == "linear":
+                for group in opt.param_groups:
+                    group["lr"] = lr * (1 - step / total)
             opt.step()
             step += 1
             seen += idx.numel()
             hist.train_loss.append(loss.item())
             bar.update(1)
+            if callback is not None:
+                callback(step)
             if val_parts is not None and (step % eval_every == 0 or step == total):
                 v = evaluate(model, val_parts, batch_size=max(batch_size, 1024))
                 hist.val_loss.append(v)
