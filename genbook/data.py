@@ -54,7 +54,7 @@ def binary_digits(split: str, *, threshold: int = DIGITS_THRESHOLD) -> torch.Ten
     The default threshold, 8, is the middle of the 0..16 range; 32% of the training
     pixels are then on.
     """
-    if not isinstance(threshold, int) or not 1 <= threshold < DIGITS_LEVELS:
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 1 <= threshold < DIGITS_LEVELS:
         raise ValueError(f"threshold must be an int in 1..{DIGITS_LEVELS - 1}, got {threshold!r}")
     return (digits(split) >= threshold).long()
 

@@ -126,6 +126,8 @@ def fit(
         raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if momentum and optimizer != "sgd":
+        raise ValueError(f"momentum={momentum!r} applies only to optimizer='sgd' (AdamW keeps its own moments)")
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience!r}")
     train_parts = _as_tuple(train, "train")

@@ -11,7 +11,7 @@ browser, driven by Playwright; nothing downloads a browser) and fails when
 - a chapter has no "Exercises" section with hidden solutions;
 - the page is wider than a phone screen (horizontal scrolling of the whole page);
 - the site search does not find a chapter for its word ("posterior" -> chapter 1, and
-  "Metropolis" -> the sampling chapter once it exists).
+  "Metropolis" -> the sampling chapter, "contrastive" -> the energy chapter).
 
 A full-page screenshot of every page, wide and narrow, goes to ``_build/screenshots/``.
 Usage: ``python scripts/check_site.py [--html _build/html] [--shots _build/screenshots]``.
@@ -44,7 +44,11 @@ CHROMIUM_FLAGS = [
 ]
 WIDE, NARROW = (1280, 900), (390, 844)  # a laptop and a phone
 # word -> file-name pattern of the page the site search must return for it
-SEARCHES = {"posterior": r"book/\d+_bayes\.html", "Metropolis": r"book/\d+_sampling\.html"}
+SEARCHES = {
+    "posterior": r"book/\d+_bayes\.html",
+    "Metropolis": r"book/\d+_sampling\.html",
+    "contrastive": r"book/\d+_energy\.html",
+}
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
 JS_MATH = """async () => {

@@ -299,3 +299,87 @@ def test_checkerboard_edges_of_dark_squares_are_inside():
     # interiors of light cells and points off the board stay outside
     outside = torch.tensor([[-0.5, -1.5], [1.5, 0.5], [2.0001, 0.0], [0.0, -2.5]])
     assert torch.all(torch.isinf(board.log_prob(outside)))
+
+
+# ---------------------------------------------------------------- binary digits
+@pytest.mark.parametrize("split", list(SIZES))
+def test_binary_digits_threshold_the_levels(split):
+    x = data.binary_digits(split)
+    assert x.shape == (SIZES[split], 64)
+    assert x.dtype == torch.int64
+    assert set(x.unique().tolist()) == {0, 1}
+    assert torch.equal(x, (data.digits(split) >= 8).long())
+    assert data.DIGITS_THRESHOLD == 8
+
+
+def test_binary_digits_threshold_argument():
+    levels = data.digits("test")
+    for t in (1, 5, 16):
+        assert torch.equal(data.binary_digits("test", threshold=t), (levels >= t).long())
+    # a higher threshold switches fewer pixels on
+    assert int(data.binary_digits("train", threshold=12).sum()) < int(data.binary_digits("train").sum())
+
+
+def test_binary_digits_on_fraction():
+    # the docstring's figure: about 32% of the training pixels are on at the default threshold
+    assert float(data.binary_digits("train").double().mean()) == pytest.approx(0.32, abs=0.01)
+
+
+@pytest.mark.parametrize("threshold", [0, 17, -1, 8.0, "8", None])
+def test_binary_digits_bad_threshold_raises(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        data.binary_digits("train", threshold=threshold)
+
+
+def test_binary_digits_bad_split_raises():
+    with pytest.raises(ValueError, match="split"):
+        data.binary_digits("training")
+
+
+# ---------------------------------------------------------------- bars and stripes
+def _is_bar_or_stripe(row, n):
+    img = row.reshape(n, n)
+    stripes = bool((img == img[:, :1]).all())  # every row constant: a set of horizontal stripes
+    bars = bool((img == img[:1, :]).all())  # every column constant: a set of vertical bars
+    return stripes or bars
+
+
+def test_bars_and_stripes_3x3():
+    x = data.bars_and_stripes(3)
+    assert x.shape == (14, 9)
+    assert x.dtype == torch.int64
+    assert set(x.unique().tolist()) == {0, 1}
+    assert torch.unique(x, dim=0).shape[0] == 14  # every row distinct
+    assert all(_is_bar_or_stripe(row, 3) for row in x)
+    # the 14 are all of them: every 3x3 0/1 image that is a bar-or-stripe pattern is listed
+    codes = torch.arange(2**9)
+    every = (codes[:, None] >> torch.arange(9)) & 1
+    valid = {tuple(r.tolist()) for r in every if _is_bar_or_stripe(r, 3)}
+    assert {tuple(r.tolist()) for r in x} == valid
+    # the empty and full grids appear once each
+    assert int((x.sum(1) == 0).sum()) == 1 and int((x.sum(1) == 9).sum()) == 1
+
+
+def test_bars_and_stripes_default_is_3():
+    assert torch.equal(data.bars_and_stripes(), data.bars_and_stripes(3))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_bars_and_stripes_counts(n):
+    x = data.bars_and_stripes(n)
+    assert x.shape == (2 ** (n + 1) - 2, n * n)
+    assert torch.unique(x, dim=0).shape[0] == x.shape[0]
+    assert all(_is_bar_or_stripe(row, n) for row in x)
+
+
+def test_bars_and_stripes_2x2():
+    x = data.bars_and_stripes(2)
+    assert x.shape == (6, 4)
+    expected = {(0, 0, 0, 0), (1, 1, 1, 1), (1, 1, 0, 0), (0, 0, 1, 1), (1, 0, 1, 0), (0, 1, 0, 1)}
+    assert {tuple(r.tolist()) for r in x} == expected
+
+
+@pytest.mark.parametrize("n", [0, -2, 6, 2.0, True, "3"])
+def test_bars_and_stripes_bad_n_raises(n):
+    with pytest.raises(ValueError, match="n must"):
+        data.bars_and_stripes(n)

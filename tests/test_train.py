@@ -289,3 +289,126 @@ def test_evaluate_restores_training_mode():
 
 def test_fit_is_exported_at_top_level():
     assert genbook.fit is fit and genbook.evaluate is evaluate
+
+
+# ---------------------------------------------------------------- optimizer, schedule, callback
+class Slope(nn.Module):
+    """loss(x) = -w mean(x): with x = 1 the gradient is -1 at every w, so an SGD step moves w by the lr."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def loss(self, x):
+        return -(self.w * x).mean()
+
+
+def _trajectory(model, data, **kwargs):
+    """Run fit and record (step, w) after every step through the callback."""
+    seen = []
+    fit(model, data, progress=False, callback=lambda step: seen.append((step, model.w.item())), **kwargs)
+    return seen
+
+
+def test_sgd_one_step_is_the_hand_computed_step():
+    x = torch.tensor([1.0, 2.0, 4.0, 5.0], dtype=torch.float64)  # mean 3
+    model = Mean(init=0.5)
+    fit(model, x, steps=1, batch_size=4, lr=0.1, optimizer="sgd", progress=False)
+    # d/dmu mean (x - mu)^2 = -2 (mean x - mu) = -5: mu' = 0.5 + 0.1 * 5
+    assert model.mu.item() == pytest.approx(1.0, abs=1e-14)
+    # the default, AdamW, moves by about lr on its first step, not by lr * |gradient|
+    adam = Mean(init=0.5)
+    fit(adam, x, steps=1, batch_size=4, lr=0.1, progress=False)
+    assert adam.mu.item() == pytest.approx(0.6, abs=1e-6)
+
+
+def test_sgd_with_momentum_matches_heavy_ball_by_hand():
+    x = torch.tensor([1.0, 2.0, 4.0, 5.0], dtype=torch.float64)
+    lr, m = 0.05, 0.9
+    model = Mean(init=0.5)
+    fit(model, x, steps=4, batch_size=4, lr=lr, momentum=m, optimizer="sgd", progress=False)
+    mu, v = 0.5, 0.0
+    for i in range(4):
+        g = -2 * (float(x.mean()) - mu)
+        v = g if i == 0 else m * v + g  # torch's SGD: the first buffer is the gradient itself
+        mu -= lr * v
+    assert model.mu.item() == pytest.approx(mu, abs=1e-12)
+    # and momentum 0 is plain gradient descent
+    plain = Mean(init=0.5)
+    fit(plain, x, steps=4, batch_size=4, lr=lr, optimizer="sgd", progress=False)
+    mu = 0.5
+    for _ in range(4):
+        mu -= lr * -2 * (float(x.mean()) - mu)
+    assert plain.mu.item() == pytest.approx(mu, abs=1e-12)
+
+
+def test_sgd_weight_decay_is_added_to_the_gradient():
+    x = torch.tensor([1.0, 2.0, 4.0, 5.0], dtype=torch.float64)
+    model = Mean(init=0.5)
+    fit(model, x, steps=1, batch_size=4, lr=0.1, weight_decay=0.2, optimizer="sgd", progress=False)
+    assert model.mu.item() == pytest.approx(0.5 - 0.1 * (-5.0 + 0.2 * 0.5), abs=1e-14)
+
+
+def test_callback_is_called_once_per_step_after_the_update():
+    seen = _trajectory(Slope(), torch.ones(10, dtype=torch.float64), epochs=2, batch_size=4, lr=0.5, optimizer="sgd")
+    assert [s for s, _ in seen] == list(range(1, 7))  # 2 epochs of ceil(10 / 4) = 3 steps
+    assert seen[0][1] == pytest.approx(0.5, abs=1e-14)  # w has already moved when the callback runs
+
+
+def test_callback_with_validation_and_early_stopping():
+    model, train, val = _drifting_problem()
+    steps = []
+    hist = fit(model, train, val=val, steps=500, batch_size=64, lr=0.1, eval_every=1, patience=3, progress=False, callback=steps.append)
+    assert steps == list(range(1, hist.steps + 1))
+
+
+def test_constant_schedule_keeps_the_lr():
+    seen = _trajectory(Slope(), torch.ones(4, dtype=torch.float64), steps=5, batch_size=4, lr=0.3, optimizer="sgd")
+    w = [0.0] + [v for _, v in seen]
+    assert [b - a for a, b in zip(w, w[1:])] == pytest.approx([0.3] * 5, abs=1e-14)
+
+
+@pytest.mark.parametrize("total", [1, 5, 8])
+def test_linear_schedule_decays_to_lr_over_total_at_the_last_step(total):
+    lr = 0.4
+    seen = _trajectory(Slope(), torch.ones(4, dtype=torch.float64), steps=total, batch_size=4, lr=lr, optimizer="sgd", schedule="linear")
+    w = [0.0] + [v for _, v in seen]
+    sizes = [b - a for a, b in zip(w, w[1:])]
+    assert sizes == pytest.approx([lr * (1 - s / total) for s in range(total)], abs=1e-14)
+    assert sizes[0] == pytest.approx(lr, abs=1e-14)
+    assert sizes[-1] == pytest.approx(lr / total, abs=1e-14)
+
+
+def test_linear_schedule_counts_epochs_as_steps():
+    lr = 0.6
+    seen = _trajectory(Slope(), torch.ones(10, dtype=torch.float64), epochs=2, batch_size=4, lr=lr, optimizer="sgd", schedule="linear")
+    w = [0.0] + [v for _, v in seen]
+    assert [b - a for a, b in zip(w, w[1:])] == pytest.approx([lr * (1 - s / 6) for s in range(6)], abs=1e-14)
+
+
+def test_linear_schedule_also_applies_to_adamw():
+    # with a constant gradient every AdamW step moves w by the current lr (up to eps)
+    lr, total = 0.2, 5
+    seen = _trajectory(Slope(), torch.ones(4, dtype=torch.float64), steps=total, batch_size=4, lr=lr, schedule="linear")
+    w = [0.0] + [v for _, v in seen]
+    assert [b - a for a, b in zip(w, w[1:])] == pytest.approx([lr * (1 - s / total) for s in range(total)], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(optimizer="adam"), "optimizer"),
+        (dict(optimizer="SGD"), "optimizer"),
+        (dict(optimizer=None), "optimizer"),
+        (dict(schedule="cosine"), "schedule"),
+        (dict(schedule=None), "schedule"),
+        (dict(optimizer="sgd", momentum=-0.1), "momentum"),
+        (dict(optimizer="sgd", momentum=1.0), "momentum"),
+        (dict(optimizer="sgd", momentum=float("nan")), "momentum"),
+    ],
+)
+def test_bad_optimizer_schedule_or_momentum_raise(kwargs, word):
+    model = Mean(init=0.5)
+    with pytest.raises(ValueError, match=word):
+        fit(model, torch.randn(10, dtype=torch.float64), steps=1, progress=False, **kwargs)
+    assert model.mu.item() == 0.5  # raised before training
