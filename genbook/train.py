@@ -68,7 +68,8 @@ def _progress_bar():
 def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
     """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
     parts = _as_tuple(data, "data")
-    dev = next(model.parameters()).device
+    tensors = [*model.parameters(), *model.buffers()]  # a counted model (MarkovChain) has only buffers
+    dev = tensors[0].device if tensors else torch.device("cpu")
     was_training = model.training
     model.eval()
     total, n = 0.0, parts[0].shape[0]

@@ -1,0 +1,235 @@
+"""Autoregressive models of discrete sequences: Markov chains, window MLPs, causal convolutions.
+
+Every model here factorises ``q(x) = prod_d q(x_d | x_<d)`` over a sequence of ``length``
+positions, each taking one of ``levels`` values (eq. ``eq-ar-factorisation``), and offers
+``log_prob(x) -> (B,)`` in nats, ``loss(x)`` (mean NLL), ``conditionals(x) -> (B, D, K)``
+log-probabilities and ``sample(n)``. Sequences are ``LongTensor (B, D)`` with values in
+``0 .. levels - 1``; the digits are their 8 x 8 images in raster order.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, name: str = "x") -> torch.Tensor:
+    """``x`` as a ``LongTensor (B, D)`` of levels ``0 .. levels - 1``, or a ``ValueError`` saying what is wrong."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape (batch, length), got {got}")
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer levels 0..{levels - 1}, got dtype {x.dtype}")
+    if length is not None and x.shape[1] != length:
+        raise ValueError(f"{name} must have length {length}, got {x.shape[1]}")
+    if x.numel() and (x.min() < 0 or x.max() >= levels):
+        bad = x[(x < 0) | (x >= levels)][0].item()
+        raise ValueError(f"{name} must hold levels 0..{levels - 1}, found {bad}")
+    return x.long()
+
+
+def _check_positive(**values) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if name == "levels" and v < 2:
+            raise ValueError(f"levels must be at least 2 (one level leaves nothing to model), got {v}")
+
+
+class _Autoregressive(nn.Module):
+    """What every model shares: the likelihood from the conditionals, and sampling one position at a time."""
+
+    levels: int
+    length: int
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, D, K) log q(. | x_<d)
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log q(x) = sum_d sum_l [x_d = l] log theta_{d,l}`` in nats, ``(B, D) -> (B,)`` (eq. ``eq-ar-likelihood``)."""
+        x = check_sequences(x, self.levels, self.length).to(self._device())
+        logp = self.conditionals(x)  # (B, D, K)
+        return logp.gather(2, x[:, :, None]).squeeze(2).sum(1)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.log_prob(x).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` sequences ``(n, D)``, drawn position by position from ``q(x_d | x_<d)``."""
+        _check_positive(n=n)
+        dev = self._device()
+        x = torch.zeros(n, self.length, dtype=torch.long, device=dev)
+        was_training = self.training
+        self.eval()
+        for d in range(self.length):
+            probs = self.conditionals(x)[:, d].exp()  # (n, K); positions >= d do not matter
+            x[:, d] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        self.train(was_training)
+        return x
+
+    def _device(self) -> torch.device:
+        return next(self.buffers(), next(self.parameters(), torch.empty(0))).device
+
+
+# ------------------------------------------------------------------ Markov chains by counting
+class MarkovChain(_Autoregressive):
+    """An order-``order`` Markov chain, ``q(x_d | x_{d-1}, ..., x_{d-order})`` (eq. ``eq-markov``), fit by counting.
+
+    The conditional tables depend on the position ``d`` (an inhomogeneous chain: pixel 0 and
+    pixel 27 of a digit behave differently); before the start of the sequence the context
+    holds an extra symbol, ``levels``, so the first ``order`` positions are modelled too.
+    ``fit`` is maximum likelihood with add-``alpha`` smoothing: ``(count + alpha) / (total + K alpha)``.
+    """
+
+    def __init__(self, *, levels: int, length: int, order: int = 1, alpha: float = 1.0):
+        super().__init__()
+        _check_positive(levels=levels, length=length)
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            raise ValueError(f"order must be an int >= 0, got {order!r}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0 (add-alpha smoothing), got {alpha!r}")
+        self.levels, self.length, self.order, self.alpha = levels, length, order, float(alpha)
+        contexts = (levels + 1) ** order
+        self.register_buffer("log_table", torch.full((length, contexts, levels), -torch.log(torch.tensor(float(levels)))))
+
+    def config(self) -> dict:
+        return dict(levels=self.levels, length=self.length, order=self.order, alpha=self.alpha)
+
+    def _contexts(self, x: torch.Tensor) -> torch.Tensor:
+        """Index of ``(x_{d-1}, ..., x_{d-order})`` for every position, ``(B, D)``; ``levels`` marks 'before the start'."""
+        B, D = x.shape
+        padded = torch.cat([torch.full((B, self.order), self.levels, device=x.device, dtype=torch.long), x], 1)
+        idx = torch.zeros(B, D, dtype=torch.long, device=x.device)
+        for j in range(1, self.order + 1):  # x_{d-j} sits at padded[:, order + d - j]
+            idx = idx * (self.levels + 1) + padded[:, self.order - j : self.order - j + D]
+        return idx
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> MarkovChain:
+        x = check_sequences(x, self.levels, self.length).to(self.log_table.device)
+        counts = torch.zeros_like(self.log_table)  # (D, contexts, K)
+        pos = torch.arange(self.length, device=x.device).expand_as(x)
+        counts.index_put_((pos.reshape(-1), self._contexts(x).reshape(-1), x.reshape(-1)), torch.ones(x.numel(), device=x.device), accumulate=True)
+        smoothed = counts + self.alpha
+        self.log_table.copy_(smoothed.log() - smoothed.sum(2, keepdim=True).log())
+        return self
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(self.length, device=x.device).expand_as(x)
+        return self.log_table[pos, self._contexts(x)]  # (B, D, K)
+
+
+# ------------------------------------------------------------------ neural conditionals
+def _inputs(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Levels scaled to [-1, 1] as one input channel, ``(B, D) -> (B, 1, D)``."""
+    return (2.0 * x.float() / (levels - 1) - 1.0)[:, None, :]
+
+
+class WindowMLP(_Autoregressive):
+    """``[x_{d-1}, ..., x_{d-L}] -> Linear(L, M) -> ReLU -> Linear(M, K) -> softmax`` at every position (eq. ``eq-window-mlp``).
+
+    Positions before the start read as a padding value (-1 after scaling, with an extra input
+    flag per window slot saying "no pixel here"), so the first ``L`` positions get
+    conditionals from the same network; a learned per-position bias on the logits lets it
+    know where in the image it is.
+    """
+
+    def __init__(self, *, levels: int, length: int, window: int = 8, hidden: int = 64):
+        super().__init__()
+        _check_positive(levels=levels, length=length, window=window, hidden=hidden)
+        self.levels, self.length, self.window, self.hidden = levels, length, window, hidden
+        self.net = nn.Sequential(nn.Linear(2 * window, hidden), nn.ReLU(), nn.Linear(hidden, levels))
+        self.position_bias = nn.Parameter(torch.zeros(length, levels))
+
+    def config(self) -> dict:
+        return dict(levels=self.levels, length=self.length, window=self.window, hidden=self.hidden)
+
+    def windows(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input at every position, ``(B, D) -> (B, D, 2L)``: values then 'missing' flags of ``x_{d-1}..x_{d-L}``."""
+        B, D = x.shape
+        L = self.window
+        v = F.pad(_inputs(x, self.levels)[:, 0], (L, 0), value=-1.0)  # (B, L + D)
+        m = F.pad(torch.zeros(B, D, device=x.device), (L, 0), value=1.0)
+        idx = torch.arange(D, device=x.device)[:, None] + L - 1 - torch.arange(L, device=x.device)  # (D, L): d-1 .. d-L
+        return torch.cat([v[:, idx], m[:, idx]], 2)
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.net(self.windows(x)) + self.position_bias, -1)
+
+
+class CausalConv1d(nn.Module):
+    """``y_e = sum_j w_j x_{e-j}``: a 1-D convolution that sees only the past (eq. ``eq-causal-conv``).
+
+    With ``include_current=False`` (the first layer) the output at ``e`` uses ``x_{e-1} .. x_{e-k}``;
+    with ``include_current=True`` (later layers, whose inputs at ``e`` already depend only on
+    the past) it uses ``x_e .. x_{e-k+1}``. Implemented by left padding, and for the first layer
+    a shift by one. ``(B, C_in, D) -> (B, C_out, D)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, include_current: bool, dilation: int = 1):
+        super().__init__()
+        _check_positive(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, dilation=dilation)
+        self.include_current, self.dilation, self.kernel_size = include_current, dilation, kernel_size
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        D = x.shape[2]
+        pad = (self.kernel_size - 1) * self.dilation + (0 if self.include_current else 1)
+        y = self.conv(F.pad(x, (pad, 0)))
+        return y[:, :, :D]  # without the current position: the last input sample is never used
+
+    @property
+    def receptive_field(self) -> int:
+        return (self.kernel_size - 1) * self.dilation + 1
+
+
+class ConvARM(_Autoregressive):
+    """An autoregressive model of stacked causal convolutions (eq. ``eq-conv-arm``).
+
+    Each level is embedded as a ``channels``-vector; the first causal layer excludes the
+    current position, so after it position ``d`` depends on ``x_<d`` only, and a learned
+    position embedding is added there (where the pixel is matters as much as its past).
+    Later layers include the current position and are residual: ``h <- h + dropout(relu(conv(h)))``.
+    A 1x1 convolution gives ``levels`` logits per position, plus a learned per-position bias.
+    ``dilations`` spread the later kernels to reach rows above in the raster scan.
+    """
+
+    def __init__(self, *, levels: int, length: int, channels: int = 64, kernel_size: int = 7, layers: int = 4,
+                 dilations: list[int] | None = None, dropout: float = 0.0):
+        super().__init__()
+        _check_positive(levels=levels, length=length, channels=channels, kernel_size=kernel_size, layers=layers)
+        dilations = [1] * layers if dilations is None else list(dilations)
+        if len(dilations) != layers:
+            raise ValueError(f"dilations needs one entry per layer ({layers}), got {dilations}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.levels, self.length, self.channels, self.kernel_size = levels, length, channels, kernel_size
+        self.layers, self.dilations, self.dropout = layers, dilations, float(dropout)
+        self.embed = nn.Embedding(levels, channels)
+        self.first = CausalConv1d(channels, channels, kernel_size, include_current=False, dilation=dilations[0])
+        self.rest = nn.ModuleList(
+            CausalConv1d(channels, channels, kernel_size, include_current=True, dilation=d) for d in dilations[1:]
+        )
+        self.position = nn.Parameter(torch.zeros(channels, length))
+        self.out = nn.Conv1d(channels, levels, 1)
+        self.position_bias = nn.Parameter(torch.zeros(levels, length))
+        self.drop = nn.Dropout(dropout)
+
+    def config(self) -> dict:
+        return dict(levels=self.levels, length=self.length, channels=self.channels, kernel_size=self.kernel_size,
+                    layers=self.layers, dilations=self.dilations, dropout=self.dropout)
+
+    @property
+    def receptive_field(self) -> int:
+        """How many past positions the conditional at ``d`` can see."""
+        return sum(layer.receptive_field - 1 for layer in [self.first, *self.rest]) + 1
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x).transpose(1, 2)  # (B, C, D)
+        h = self.drop(F.relu(self.first(h) + self.position))  # position d now sees x_<d only
+        for layer in self.rest:
+            h = h + self.drop(F.relu(layer(h)))
+        logits = self.out(h) + self.position_bias  # (B, K, D)
+        return F.log_softmax(logits.transpose(1, 2), -1)  # (B, D, K)
