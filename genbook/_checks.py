@@ -11,6 +11,12 @@ def describe(x) -> str:
     return type(x).__name__
 
 
+def check_positive_int(name: str, value) -> None:
+    """Raise unless ``value`` is an ``int`` >= 1 (``bool`` is refused although it is an ``int``)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_points(x, name: str, n_features: int) -> torch.Tensor:
     """A finite floating-point tensor of shape ``(B, n_features)``, B >= 1."""
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != n_features or x.shape[0] == 0:

@@ -11,6 +11,14 @@ import torch
 _VALID = ("cpu", "cuda", "mps")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s tensors live: its first parameter, else its first buffer (a model fit by
+    counting has only buffers), else the CPU."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def device() -> torch.device:
     """The device every chapter and model uses.
 

@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_positive_int
+from ._device import model_device
+
 
 def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, name: str = "x") -> torch.Tensor:
     """``x`` as a ``LongTensor (B, D)`` of levels ``0 .. levels - 1``, or a ``ValueError`` saying what is wrong."""
@@ -31,8 +34,7 @@ def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, nam
 
 def _check_positive(**values) -> None:
     for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_int(name, v)
         if name == "levels" and v < 2:
             raise ValueError(f"levels must be at least 2 (one level leaves nothing to model), got {v}")
 
@@ -70,7 +72,7 @@ class _Autoregressive(nn.Module):
         return x
 
     def _device(self) -> torch.device:
-        return next(self.buffers(), next(self.parameters(), torch.empty(0))).device
+        return model_device(self)
 
 
 # ------------------------------------------------------------------ Markov chains by counting

@@ -11,13 +11,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ._checks import check_positive_int
+
 DIGITS_SPLITS = {"train": (0, 1000), "val": (1000, 1350), "test": (1350, 1797)}
 DIGITS_LEVELS = 17  # pixel values 0..16
-
-
-def _check_count(name: str, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +63,7 @@ def bars_and_stripes(n: int = 3) -> torch.Tensor:
     the empty and the full grid arise both ways and are listed once, so n = 3 gives 14
     patterns, each image flattened row by row. The data distribution is uniform over them.
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     if n > 5:
         raise ValueError(f"n must be at most 5 (2^(n+1) - 2 patterns of n*n pixels), got {n}")
     subsets = (torch.arange(2**n)[:, None] >> torch.arange(n)) & 1  # (2^n, n): which rows/columns are on
@@ -84,7 +81,7 @@ class Toy2D:
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points, ``FloatTensor (n, 2)`` on the CPU."""
-        _check_count("n", n)
+        check_positive_int("n", n)
         return self._sample(n, generator).float()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +98,7 @@ class Toy2D:
 
         Returns ``(estimate, standard_error)``; subclasses with a closed form override it.
         """
-        _check_count("n", n)
+        check_positive_int("n", n)
         lp = self.log_prob(self._sample(n, generator).double())
         return float(-lp.mean()), float(lp.std() / math.sqrt(n))
 
@@ -243,8 +240,8 @@ def sparse_regression(
     ``n_informative`` weights drawn from {-3, -2, 2, 3} (the rest exactly zero).
     Returns ``(X (n, d), z (n,), W_true (d,))`` in float64.
     """
-    _check_count("n", n)
-    _check_count("d", d)
+    check_positive_int("n", n)
+    check_positive_int("d", d)
     if not 0 <= n_informative <= d:
         raise ValueError(f"n_informative must be in 0..d={d}, got {n_informative!r}")
     if not noise >= 0:

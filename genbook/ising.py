@@ -11,6 +11,24 @@ import torch
 from .sampling import Info, State, _all_accepted, _check_generator
 
 
+def all_spins(n: int, *, start: int = 0, stop: int | None = None, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Configurations ``start .. stop - 1`` of ``n`` spins in binary order: ``(stop - start, n)`` of +-1.
+
+    Bit ``j`` of the configuration's index is spin ``j`` (0 -> -1, 1 -> +1); slices let a caller
+    enumerate 2^n states in chunks.
+    """
+    stop = 2**n if stop is None else stop
+    codes = torch.arange(start, stop, device=device)
+    bits = (codes[:, None] >> torch.arange(n, device=device)) & 1
+    return (2 * bits - 1).to(dtype)
+
+
+def _bernoulli_spins(p_up: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Independent spins, +1 with probability ``p_up`` (elementwise) and -1 otherwise."""
+    u = torch.rand(p_up.shape, generator=generator, device=p_up.device, dtype=p_up.dtype)
+    return torch.where(u < p_up, 1.0, -1.0).to(p_up.dtype)
+
+
 def ising_energy(spins: torch.Tensor, *, J: float = 1.0, h: float = 0.0) -> torch.Tensor:
     """``E(s) = -J sum_<ij> s_i s_j - h sum_i s_i`` on an L x L periodic lattice: ``(B, L, L) -> (B,)``."""
     bonds = spins * torch.roll(spins, 1, dims=1) + spins * torch.roll(spins, 1, dims=2)
@@ -25,9 +43,7 @@ def ising_exact(L: int, beta: float, *, J: float = 1.0, h: float = 0.0) -> dict[
     n = L * L
     if n > 20:
         raise ValueError(f"enumeration needs 2**{n} states; use L <= 4")
-    codes = torch.arange(2**n)
-    bits = (codes[:, None] >> torch.arange(n)) & 1
-    spins = (2 * bits - 1).double().reshape(-1, L, L)  # (2^n, L, L)
+    spins = all_spins(n).reshape(-1, L, L)  # (2^n, L, L), float64
     E = ising_energy(spins, J=J, h=h)
     log_w = -beta * E
     log_Z = torch.logsumexp(log_w, 0)
@@ -69,8 +85,6 @@ class IsingGibbs:
         for c in (False, True):
             field = torch.roll(s, 1, 1) + torch.roll(s, -1, 1) + torch.roll(s, 1, 2) + torch.roll(s, -1, 2)
             p_up = torch.sigmoid(2 * self.beta * (self.J * field + self.h))
-            u = torch.rand(s.shape, generator=self.generator, device=s.device)
-            draw = torch.where(u < p_up, 1.0, -1.0)
-            s = torch.where(colour == c, draw, s)
+            s = torch.where(colour == c, _bernoulli_spins(p_up, self.generator), s)
         log_p = -self.beta * ising_energy(s, J=self.J, h=self.h)
         return State(s, log_p), _all_accepted(log_p)

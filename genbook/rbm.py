@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._checks import check_positive_int
+from .ising import _bernoulli_spins, all_spins
 from .sampling import State, _all_accepted, _check_generator
 
 MAX_ENUMERATION = 24  # 2^24 states of the smaller layer: a few seconds, in chunks
@@ -48,23 +50,16 @@ def from_spins(s: torch.Tensor) -> torch.Tensor:
     return ((s + 1) / 2).long()
 
 
-def all_spins(n: int, *, start: int = 0, stop: int | None = None, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Configurations ``start .. stop - 1`` of ``n`` spins in binary order: ``(stop - start, n)`` of +-1."""
-    stop = 2**n if stop is None else stop
-    codes = torch.arange(start, stop, device=device)
-    bits = (codes[:, None] >> torch.arange(n, device=device)) & 1
-    return (2 * bits - 1).to(dtype)
-
-
 def _log_2cosh(x: torch.Tensor) -> torch.Tensor:
     """``log(2 cosh x)`` without overflow: ``|x| + log(1 + exp(-2|x|))``."""
     ax = x.abs()
     return ax + torch.log1p(torch.exp(-2 * ax))
 
 
-def _bernoulli_spins(p_up: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(p_up.shape, generator=generator, device=p_up.device, dtype=p_up.dtype)
-    return torch.where(u < p_up, 1.0, -1.0).to(p_up.dtype)
+def _random_spins(n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``(n, V)`` uniformly random +-1 spins with ``like``'s dtype and device (``like`` is ``W (V, H)``)."""
+    half = torch.full((n, like.shape[0]), 0.5, dtype=like.dtype, device=like.device)
+    return _bernoulli_spins(half, generator)
 
 
 # ------------------------------------------------------------------ the model
@@ -79,9 +74,8 @@ class RBM(nn.Module):
 
     def __init__(self, *, n_visible: int, n_hidden: int, beta: float = 1.0, fields: bool = True, init_std: float = 0.01):
         super().__init__()
-        for name, v in (("n_visible", n_visible), ("n_hidden", n_hidden)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_int("n_visible", n_visible)
+        check_positive_int("n_hidden", n_hidden)
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta!r}")
         self.n_visible, self.n_hidden, self.beta, self.fields = n_visible, n_hidden, float(beta), bool(fields)
@@ -151,7 +145,10 @@ class RBM(nn.Module):
         ``(B, V) -> (B,)``; the sum over the 2^H hidden states in closed form.
         """
         _check_spins(S, "S", self.n_visible)
-        S = S.to(self.W.dtype)
+        return self._free_energy(S.to(self.W.dtype))
+
+    def _free_energy(self, S: torch.Tensor) -> torch.Tensor:
+        # free_energy without the input check, for spins the package made itself (chains, enumerations)
         return self.beta * (S @ self.a) - _log_2cosh(self.beta * self.hidden_field(S)).sum(1)
 
     def _hidden_free_energy(self, sigma: torch.Tensor) -> torch.Tensor:
@@ -168,7 +165,7 @@ class RBM(nn.Module):
         n = min(V, H)
         if n > MAX_ENUMERATION:
             raise ValueError(f"exact log Z enumerates 2^{n} states; use ais_log_partition for min(n_visible, n_hidden) > {MAX_ENUMERATION}")
-        minus_f = (lambda s: -self._hidden_free_energy(s)) if H <= V else (lambda s: -self.free_energy(s))
+        minus_f = (lambda s: -self._hidden_free_energy(s)) if H <= V else (lambda s: -self._free_energy(s))
         parts = [
             torch.logsumexp(minus_f(all_spins(n, start=i, stop=min(i + chunk, 2**n), dtype=self.W.dtype, device=self.W.device)), 0)
             for i in range(0, 2**n, chunk)
@@ -188,7 +185,7 @@ class RBM(nn.Module):
         """``n`` visible configurations ``(n, V)`` after ``steps`` block-Gibbs sweeps from uniform random spins."""
         if not isinstance(n, int) or n < 1 or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"n and steps must be positive ints, got n={n!r}, steps={steps!r}")
-        S = _bernoulli_spins(torch.full((n, self.n_visible), 0.5, device=self.W.device, dtype=self.W.dtype), generator)
+        S = _random_spins(n, self.W, generator)
         kernel = BlockGibbs(self, generator=generator)
         state = kernel.init(S)
         for _ in range(steps):
@@ -225,7 +222,7 @@ def model_correlations(rbm: RBM) -> torch.Tensor:
     if rbm.n_visible > MAX_ENUMERATION:
         raise ValueError(f"enumerating 2^{rbm.n_visible} visible states; n_visible must be <= {MAX_ENUMERATION}")
     S = all_spins(rbm.n_visible, dtype=rbm.W.dtype, device=rbm.W.device)
-    q = torch.softmax(-rbm.free_energy(S), 0)  # q(S) over every visible state
+    q = torch.softmax(-rbm._free_energy(S), 0)  # q(S) over every visible state
     return (S * q[:, None]).T @ (-torch.tanh(rbm.beta * rbm.hidden_field(S)))
 
 
@@ -247,14 +244,14 @@ class BlockGibbs:
         _check_generator(self.generator, S0.device)
         with torch.no_grad():
             S = S0.to(self.rbm.W.dtype)
-            return State(S, -self.rbm.free_energy(S))
+            return State(S, -self.rbm._free_energy(S))
 
     @torch.no_grad()
     def step(self, state: State):
         sigma = self.rbm.sample_hidden(state.x, generator=self.generator)
         S = self.rbm.sample_visible(sigma, generator=self.generator)
         self.last_hidden = sigma
-        log_p = -self.rbm.free_energy(S)
+        log_p = -self.rbm._free_energy(S)  # S is +-1 by construction: no check on every step
         return State(S, log_p), _all_accepted(log_p)
 
 
@@ -271,17 +268,14 @@ class ContrastiveDivergence(nn.Module):
 
     def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = False, chains: int = 100, generator: torch.Generator | None = None):
         super().__init__()
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if not isinstance(chains, int) or chains < 1:
-            raise ValueError(f"chains must be a positive int, got {chains!r}")
+        check_positive_int("k", k)
+        check_positive_int("chains", chains)
         self.rbm, self.k, self.persistent, self.chains, self.generator = rbm, k, persistent, chains, generator
         self.negatives: torch.Tensor | None = None
 
     def negative_samples(self, S: torch.Tensor) -> torch.Tensor:
         if self.persistent and self.negatives is None:
-            p = torch.full((self.chains, self.rbm.n_visible), 0.5, dtype=self.rbm.W.dtype, device=S.device)
-            self.negatives = _bernoulli_spins(p, self.generator)
+            self.negatives = _random_spins(self.chains, self.rbm.W, self.generator)
         kernel = BlockGibbs(self.rbm, generator=self.generator)
         state = kernel.init(self.negatives if self.persistent else S)
         for _ in range(self.k):
@@ -292,8 +286,9 @@ class ContrastiveDivergence(nn.Module):
 
     def loss(self, S: torch.Tensor) -> torch.Tensor:
         _check_spins(S, "S", self.rbm.n_visible)
+        S = S.to(self.rbm.W.dtype)
         negatives = self.negative_samples(S)
-        return self.rbm.free_energy(S).mean() - self.rbm.free_energy(negatives).mean()
+        return self.rbm._free_energy(S).mean() - self.rbm._free_energy(negatives).mean()
 
 
 # ------------------------------------------------------------------ annealed importance sampling

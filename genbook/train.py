@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._device import device as default_device
+from ._device import model_device
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -68,8 +68,7 @@ def _progress_bar():
 def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
     """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
     parts = _as_tuple(data, "data")
-    tensors = [*model.parameters(), *model.buffers()]  # a counted model (MarkovChain) has only buffers
-    dev = tensors[0].device if tensors else torch.device("cpu")
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     total, n = 0.0, parts[0].shape[0]
