@@ -9,6 +9,8 @@ log-probabilities and ``sample(n)``. Sequences are ``LongTensor (B, D)`` with va
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,7 +45,7 @@ class _Autoregressive(nn.Module):
     """What every model shares: the likelihood from the conditionals, and sampling one position at a time."""
 
     levels: int
-    length: int
+    length: int | None
 
     def conditionals(self, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, D, K) log q(. | x_<d)
         raise NotImplementedError
@@ -58,14 +60,24 @@ class _Autoregressive(nn.Module):
         return -self.log_prob(x).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` sequences ``(n, D)``, drawn position by position from ``q(x_d | x_<d)``."""
+    def sample(self, n: int, *, length: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` sequences ``(n, D)``, drawn position by position from ``q(x_d | x_<d)``.
+
+        ``length`` is needed only by models that take sequences of any length (``length=None``).
+        """
         _check_positive(n=n)
+        if length is None and self.length is None:
+            raise ValueError("length must be given: this model takes sequences of any length")
+        if length is not None:
+            _check_positive(length=length)
+            if self.length is not None and length != self.length:
+                raise ValueError(f"length must be {self.length} (the model's), got {length}")
+        D = self.length if length is None else length
         dev = self._device()
-        x = torch.zeros(n, self.length, dtype=torch.long, device=dev)
+        x = torch.zeros(n, D, dtype=torch.long, device=dev)
         was_training = self.training
         self.eval()
-        for d in range(self.length):
+        for d in range(D):
             probs = self.conditionals(x)[:, d].exp()  # (n, K); positions >= d do not matter
             x[:, d] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         self.train(was_training)
@@ -79,48 +91,143 @@ class _Autoregressive(nn.Module):
 class MarkovChain(_Autoregressive):
     """An order-``order`` Markov chain, ``q(x_d | x_{d-1}, ..., x_{d-order})`` (eq. ``eq-markov``), fit by counting.
 
-    The conditional tables depend on the position ``d`` (an inhomogeneous chain: pixel 0 and
-    pixel 27 of a digit behave differently); before the start of the sequence the context
-    holds an extra symbol, ``levels``, so the first ``order`` positions are modelled too.
-    ``fit`` is maximum likelihood with add-``alpha`` smoothing: ``(count + alpha) / (total + K alpha)``.
+    With an int ``length`` the conditional tables depend on the position ``d`` (an
+    inhomogeneous chain: pixel 0 and pixel 27 of a digit behave differently); with
+    ``length=None`` one table serves every position and sequences may have any length
+    (a homogeneous chain, for text). Before the start of the sequence the context holds an
+    extra symbol, ``levels``, so the first ``order`` positions are modelled too.
+
+    ``fit`` estimates each row of the table as the posterior mean under a Dirichlet prior
+    (eq. ``eq-markov-mle``). ``prior="uniform"`` adds ``alpha`` pseudo-counts to every
+    level: ``(n_cl + alpha) / (n_c + K alpha)``. ``prior="backoff"`` centres the prior on
+    the prediction of the next shorter context, with ``alpha`` pseudo-counts in all:
+    ``(n_cl + alpha q'_l) / (n_c + alpha)``, where ``q'`` is the same estimate one order
+    lower (recursively, down to uniform at order -1). A context never seen in training
+    gets the prior's mean: uniform, or the longest shorter context that was seen.
     """
 
-    def __init__(self, *, levels: int, length: int, order: int = 1, alpha: float = 1.0):
+    def __init__(self, *, levels: int, length: int | None = None, order: int = 1, alpha: float = 1.0,
+                 prior: str = "uniform"):
         super().__init__()
-        _check_positive(levels=levels, length=length)
+        _check_positive(levels=levels)
+        if length is not None:
+            _check_positive(length=length)
         if not isinstance(order, int) or isinstance(order, bool) or order < 0:
             raise ValueError(f"order must be an int >= 0, got {order!r}")
         if not alpha > 0:
-            raise ValueError(f"alpha must be > 0 (add-alpha smoothing), got {alpha!r}")
-        self.levels, self.length, self.order, self.alpha = levels, length, order, float(alpha)
-        contexts = (levels + 1) ** order
-        self.register_buffer("log_table", torch.full((length, contexts, levels), -torch.log(torch.tensor(float(levels)))))
+            raise ValueError(f"alpha must be > 0 (pseudo-counts of the prior), got {alpha!r}")
+        if prior not in ("uniform", "backoff"):
+            raise ValueError(f"prior must be 'uniform' or 'backoff', got {prior!r}")
+        if (1 if length is None else length) * (levels + 1) ** order * (order + 1) >= 2**62:
+            raise ValueError(f"order {order} with {levels} levels has too many contexts to index; use a lower order")
+        self.levels, self.length, self.order, self.alpha, self.prior = levels, length, order, float(alpha), prior
+        # Only contexts seen in training get a row (a dense table would have (K+1)^order of
+        # them); a context without a row falls back on its prior mean (see _rows).
+        self.register_buffer("keys", torch.zeros(0, dtype=torch.long))  # (S,) sorted context keys
+        self.register_buffer("log_table", torch.zeros(0, levels))  # (S, K) log q(. | context)
 
     def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, order=self.order, alpha=self.alpha)
+        return dict(levels=self.levels, length=self.length, order=self.order, alpha=self.alpha, prior=self.prior)
 
-    def _contexts(self, x: torch.Tensor) -> torch.Tensor:
-        """Index of ``(x_{d-1}, ..., x_{d-order})`` for every position, ``(B, D)``; ``levels`` marks 'before the start'."""
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("keys", "log_table"):  # the number of seen contexts is known only from the data
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _keys(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """For each stored order ``k``, one integer per position naming its table, ``k`` and its context.
+
+        The context ``(x_{d-1}, ..., x_{d-k})`` is written in base ``levels + 1``, most recent
+        symbol first, with ``levels`` for 'before the start'; the table is the position ``d``
+        (0 for a homogeneous chain). ``(B, D) -> {k: (B, D)}``.
+        """
         B, D = x.shape
         padded = torch.cat([torch.full((B, self.order), self.levels, device=x.device, dtype=torch.long), x], 1)
-        idx = torch.zeros(B, D, dtype=torch.long, device=x.device)
-        for j in range(1, self.order + 1):  # x_{d-j} sits at padded[:, order + d - j]
-            idx = idx * (self.levels + 1) + padded[:, self.order - j : self.order - j + D]
-        return idx
+        key = torch.zeros_like(x) if self.length is None else torch.arange(D, device=x.device).expand_as(x).clone()
+        out = {}
+        for k in range(self.order + 1):
+            if k > 0:  # x_{d-k} sits at padded[:, order + d - k]
+                key = key * (self.levels + 1) + padded[:, self.order - k : self.order - k + D]
+            if k in self._orders():
+                out[k] = key * (self.order + 1) + k
+        return out
+
+    def _orders(self) -> range:
+        """The orders that have rows: all of 0..order with backoff, only ``order`` otherwise."""
+        return range(self.order + 1) if self.prior == "backoff" else range(self.order, self.order + 1)
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Row of ``log_table`` serving each position, ``(B, D)``; -1 where no context was seen."""
+        return self._lookup(self._keys(x))
+
+    def _lookup(self, keys: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The stored row of the longest context that has one, -1 if none: keys ``(...)`` -> rows ``(...)``."""
+        rows = None
+        for k in sorted(keys):  # increasing order: longer contexts overwrite shorter ones
+            r = torch.searchsorted(self.keys, keys[k]).clamp(max=max(len(self.keys) - 1, 0))
+            hit = self.keys[r] == keys[k] if len(self.keys) else torch.zeros_like(r, dtype=torch.bool)
+            rows = torch.where(hit, r, -1 if rows is None else rows)
+        return rows
+
+    def _log_probs(self, rows: torch.Tensor) -> torch.Tensor:
+        """``log q(. | context)`` for rows from :meth:`_lookup`, ``(...) -> (..., K)``; uniform for -1."""
+        uniform = torch.full((self.levels,), -math.log(self.levels), device=rows.device)
+        if len(self.keys) == 0:
+            return uniform.expand(*rows.shape, -1)
+        return torch.where((rows >= 0)[..., None], self.log_table[rows.clamp(min=0)], uniform)
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> MarkovChain:
         x = check_sequences(x, self.levels, self.length).to(self.log_table.device)
-        counts = torch.zeros_like(self.log_table)  # (D, contexts, K)
-        pos = torch.arange(self.length, device=x.device).expand_as(x)
-        counts.index_put_((pos.reshape(-1), self._contexts(x).reshape(-1), x.reshape(-1)), torch.ones(x.numel(), device=x.device), accumulate=True)
-        smoothed = counts + self.alpha
-        self.log_table.copy_(smoothed.log() - smoothed.sum(2, keepdim=True).log())
+        self.keys, self.log_table = self.keys[:0], self.log_table[:0]
+        K, symbols = self.levels, x.reshape(-1)
+        keys_of = {k: key.reshape(-1) for k, key in self._keys(x).items()}  # (B*D,) per order
+        for k in self._orders():
+            keys, which = torch.unique(keys_of[k], return_inverse=True)  # sorted
+            counts = torch.zeros(len(keys), K, device=x.device)  # (S, K)
+            counts.index_put_((which, symbols), torch.ones(x.numel(), device=x.device), accumulate=True)
+            if self.prior == "uniform":
+                table = (counts + self.alpha).log() - (counts.sum(1, keepdim=True) + K * self.alpha).log()
+            else:  # prior mean: the stored shorter contexts' rows, read at one occurrence of each context
+                first = torch.zeros(len(keys), dtype=torch.long, device=x.device)
+                first.scatter_(0, which, torch.arange(x.numel(), device=x.device))
+                if k == 0:
+                    base = torch.full((len(keys), K), 1.0 / K, device=x.device)
+                else:
+                    base = self._log_probs(self._lookup({j: keys_of[j][first] for j in range(k)})).exp()
+                table = (counts + self.alpha * base).log() - (counts.sum(1, keepdim=True) + self.alpha).log()
+            merged, order = torch.sort(torch.cat([self.keys, keys]))
+            self.keys, self.log_table = merged, torch.cat([self.log_table, table])[order]
         return self
 
+    @torch.no_grad()
+    def dense_table(self) -> torch.Tensor:
+        """Every conditional as one tensor ``(tables, (K+1)^order, K)`` of log-probabilities.
+
+        Entry ``[d, c, l]`` is ``log q(x_d = l | context c)``, where context ``c`` writes
+        ``(x_{d-1}, ..., x_{d-order})`` in base ``K + 1`` (most recent symbol most significant,
+        ``K`` for 'before the start'); one table for a homogeneous chain. For small models only.
+        """
+        tables, contexts, K = (1 if self.length is None else self.length), (self.levels + 1) ** self.order, self.levels
+        if tables * contexts * K > 2**26:
+            raise ValueError(f"a dense table of {tables} x {contexts} x {K} is too big; use conditionals()")
+        d = torch.arange(tables, device=self.log_table.device)[:, None]  # (tables, 1)
+        c = torch.arange(contexts, device=self.log_table.device)[None, :]  # (1, contexts)
+        keys = {  # the same keys as _keys: table, then the k most recent symbols of c, then k
+            k: (d * (K + 1) ** k + c // (K + 1) ** (self.order - k)) * (self.order + 1) + k for k in self._orders()
+        }
+        return self._log_probs(self._lookup(keys))
+
     def conditionals(self, x: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(self.length, device=x.device).expand_as(x)
-        return self.log_table[pos, self._contexts(x)]  # (B, D, K)
+        return self._log_probs(self._rows(x))  # (B, D, K)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`_Autoregressive.log_prob`, reading one table entry per position instead of a row."""
+        x = check_sequences(x, self.levels, self.length).to(self._device())
+        rows = self._rows(x)  # (B, D)
+        picked = self.log_table[rows.clamp(min=0), x] if len(self.keys) else torch.zeros(x.shape, device=x.device)
+        return torch.where(rows >= 0, picked, -math.log(self.levels)).sum(1)
 
 
 # ------------------------------------------------------------------ neural conditionals

@@ -1,6 +1,7 @@
-"""Data sets: the digits split, 2-D toy densities with known log-densities, regression data.
+"""Data sets: the digits split, English text, 2-D toy densities with known log-densities, regression data.
 
-Nothing here downloads: the digits ship with scikit-learn, everything else is generated.
+Nothing here downloads: the digits ship with scikit-learn, the text with Python itself,
+everything else is generated.
 """
 
 from __future__ import annotations
@@ -71,6 +72,66 @@ def bars_and_stripes(n: int = 3) -> torch.Tensor:
     bars = subsets[:, None, :].expand(-1, n, n)  # column c on -> the whole column
     patterns = torch.cat([stripes, bars]).reshape(-1, n * n)
     return torch.unique(patterns, dim=0).long()  # drops the second empty and full grids
+
+
+# ---------------------------------------------------------------- text
+TEXT_ALPHABET = " abcdefghijklmnopqrstuvwxyz.,"  # symbol i of a text sequence is TEXT_ALPHABET[i]
+TEXT_SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
+
+
+@lru_cache(maxsize=1)
+def _load_text() -> str:
+    import re
+
+    from pydoc_data.topics import topics  # the Python Language Reference, shipped with the interpreter
+
+    lines = []
+    for key in sorted(topics):
+        for line in topics[key].splitlines():
+            s = line.strip()
+            if "::=" in s or s.startswith((">>>", "...")):  # grammar rules and interactive examples
+                continue
+            lines.append(s)
+    text = re.sub(r"[^a-z.,]+", " ", " ".join(lines).lower())
+    text = re.sub(r" ?([.,])[ .,]*", r"\1 ", text)  # "word ." -> "word. ", runs of marks -> one
+    return re.sub(r" +", " ", text).strip()
+
+
+def text(split: str) -> torch.Tensor:
+    """English prose as one ``LongTensor (N,)`` of symbols ``0 .. 28`` (see :data:`TEXT_ALPHABET`).
+
+    The corpus is the Python Language Reference that every Python installation carries for
+    ``help()`` (``pydoc_data.topics``), lower-cased, with everything but letters, ``.`` and
+    ``,`` turned into single spaces and grammar rules and interactive examples left out:
+    about 370,000 characters. It is split by position, without shuffling (neighbouring
+    characters are not independent): the first 80% is ``"train"``, the next 10% ``"val"``
+    and the last 10% ``"test"``. The exact text depends on the Python version.
+    """
+    if split not in TEXT_SPLITS:
+        raise ValueError(f"split must be one of {sorted(TEXT_SPLITS)}, got {split!r}")
+    full = _load_text()
+    lo, hi = (int(f * len(full)) for f in TEXT_SPLITS[split])
+    return encode_text(full[lo:hi])
+
+
+def encode_text(s: str) -> torch.Tensor:
+    """``str -> LongTensor (len(s),)`` of indices into :data:`TEXT_ALPHABET`."""
+    if not isinstance(s, str):
+        raise ValueError(f"s must be a str, got {type(s).__name__}")
+    bad = set(s) - set(TEXT_ALPHABET)
+    if bad:
+        raise ValueError(f"s must use only the characters {TEXT_ALPHABET!r}, found {''.join(sorted(bad))!r}")
+    lookup = {c: i for i, c in enumerate(TEXT_ALPHABET)}
+    return torch.tensor([lookup[c] for c in s], dtype=torch.long)
+
+
+def decode_text(x: torch.Tensor) -> str:
+    """The inverse of :func:`encode_text`: ``LongTensor (N,) -> str``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point():
+        raise ValueError(f"x must be a 1-D integer tensor, got {x!r:.80}")
+    if x.numel() and (x.min() < 0 or x.max() >= len(TEXT_ALPHABET)):
+        raise ValueError(f"x must hold symbols 0..{len(TEXT_ALPHABET) - 1}, got {int(x.min())}..{int(x.max())}")
+    return "".join(TEXT_ALPHABET[i] for i in x.tolist())
 
 
 # ---------------------------------------------------------------- 2-D toy densities

@@ -79,3 +79,24 @@ def image_grid(ax, images, *, nrow: int = 8, side: int = 8, vmax: float | None =
     ax.imshow(canvas, cmap=cm, vmin=0, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     return ax
+
+
+def dag(ax, positions: dict, edges, *, radius: float = 0.28, color: str = PALETTE[0]):
+    """Draw a directed graph: ``positions`` maps node labels to ``(x, y)``, ``edges`` lists ``(parent, child)``."""
+    unknown = {n for e in edges for n in e} - set(positions)
+    if unknown:
+        raise ValueError(f"edges name nodes without a position: {sorted(map(str, unknown))}")
+    for a, b in edges:
+        pa, pb = np.asarray(positions[a], float), np.asarray(positions[b], float)
+        u = (pb - pa) / np.linalg.norm(pb - pa)  # arrows run between the circles' rims
+        ax.annotate("", xy=pb - radius * u, xytext=pa + radius * u,
+                    arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.3, shrinkA=0, shrinkB=0))
+    for label, (x, y) in positions.items():
+        ax.add_patch(mpl.patches.Circle((x, y), radius, facecolor="white", edgecolor=color, lw=1.6, zorder=3))
+        ax.text(x, y, label, ha="center", va="center", zorder=4)
+    xs, ys = zip(*positions.values())
+    ax.set_xlim(min(xs) - 2 * radius, max(xs) + 2 * radius)
+    ax.set_ylim(min(ys) - 2 * radius, max(ys) + 2 * radius)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return ax

@@ -48,6 +48,7 @@ SEARCHES = {
     "posterior": r"book/\d+_bayes\.html",
     "Metropolis": r"book/\d+_sampling\.html",
     "contrastive": r"book/\d+_energy\.html",
+    "autoregressive": r"book/\d+_autoregressive\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 

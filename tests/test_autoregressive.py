@@ -454,14 +454,14 @@ def test_loss_is_mean_negative_log_prob(model_name):
 def test_markov_order_zero_is_smoothed_per_position_frequencies():
     alpha = 0.5
     model = _markov(0, alpha=alpha)
-    assert model.log_table.shape == (D, 1, K)
+    assert model.dense_table().shape == (D, 1, K)
     n = len(DATA)
     for d in range(D):
         freq = [sum(1 for s in DATA if s[d] == level) for level in range(K)]
         expected = torch.tensor([(c + alpha) / (n + K * alpha) for c in freq])
-        torch.testing.assert_close(model.log_table[d, 0].exp(), expected)
+        torch.testing.assert_close(model.dense_table()[d, 0].exp(), expected)
     # e.g. position 0: levels (0, 1, 2) seen (4, 2, 1) times out of 7
-    torch.testing.assert_close(model.log_table[0, 0].exp(), torch.tensor([4.5, 2.5, 1.5]) / 8.5)
+    torch.testing.assert_close(model.dense_table()[0, 0].exp(), torch.tensor([4.5, 2.5, 1.5]) / 8.5)
     # and conditionals do not depend on the sequence
     c = model.conditionals(_all_sequences(K, D))
     assert torch.equal(c, c[:1].expand_as(c))
@@ -471,7 +471,7 @@ def test_markov_order_zero_is_smoothed_per_position_frequencies():
 @pytest.mark.parametrize("alpha", [1.0, 0.25])
 def test_markov_conditionals_equal_hand_counts(order, alpha):
     model = _markov(order, alpha=alpha)
-    assert model.log_table.shape == (D, (K + 1) ** order, K)
+    assert model.dense_table().shape == (D, (K + 1) ** order, K)
     seqs = _all_sequences(K, D)
     got = model.conditionals(seqs).exp()
     expected = torch.tensor([[_hand_conditional(DATA, s, d, order, K, alpha) for d in range(D)] for s in seqs.tolist()])
@@ -481,11 +481,11 @@ def test_markov_conditionals_equal_hand_counts(order, alpha):
 def test_markov_order_one_table_by_hand():
     model = _markov(1, alpha=1.0)
     # position 1 after x_0 = 0: x_1 seen as (1, 3, 0) -> ((1+1), (3+1), (0+1)) / (4 + 3)
-    torch.testing.assert_close(model.log_table[1, 0].exp(), torch.tensor([2.0, 4.0, 1.0]) / 7)
+    torch.testing.assert_close(model.dense_table()[1, 0].exp(), torch.tensor([2.0, 4.0, 1.0]) / 7)
     # position 3 after x_2 = 2: x_3 seen as (2, 1, 1) -> (3, 2, 2) / 7
-    torch.testing.assert_close(model.log_table[3, 2].exp(), torch.tensor([3.0, 2.0, 2.0]) / 7)
+    torch.testing.assert_close(model.dense_table()[3, 2].exp(), torch.tensor([3.0, 2.0, 2.0]) / 7)
     # position 2 after x_1 = 0: x_2 = 1 twice -> (1, 3, 1) / 5
-    torch.testing.assert_close(model.log_table[2, 0].exp(), torch.tensor([1.0, 3.0, 1.0]) / 5)
+    torch.testing.assert_close(model.dense_table()[2, 0].exp(), torch.tensor([1.0, 3.0, 1.0]) / 5)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -493,14 +493,14 @@ def test_markov_first_positions_use_the_before_start_context(order):
     model = _markov(order, alpha=1.0)
     uniform = torch.full((K,), 1.0 / K)
     # position 0: a single context ever occurs (all 'before the start'); it holds the marginal of x_0
-    rows = model.log_table[0].exp()
+    rows = model.dense_table()[0].exp()
     seen = [c for c in range(rows.shape[0]) if not torch.allclose(rows[c], uniform)]
     assert len(seen) == 1
     torch.testing.assert_close(rows[seen[0]], torch.tensor([5.0, 3.0, 2.0]) / 10)  # (4, 2, 1) + 1 over 7 + 3
     if order == 1:
         assert seen[0] == K  # the symbol `levels` marks 'before the start'
     # position 1: only contexts (x_0, start, ...): as many as distinct x_0 values, each the table of x_1 | x_0
-    rows = model.log_table[1].exp()
+    rows = model.dense_table()[1].exp()
     seen = [c for c in range(rows.shape[0]) if not torch.allclose(rows[c], uniform)]
     assert len(seen) == len({s[0] for s in DATA})
     for first in range(K):
@@ -523,7 +523,7 @@ def test_markov_log_prob_is_brute_force_sum_of_log_table_entries(order):
     )
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-5)
     if order == 1:  # the same by indexing the table with context x_{d-1}, or `levels` before the start
-        by_table = [sum(float(model.log_table[d, s[d - 1] if d else K, s[d]]) for d in range(D)) for s in seqs.tolist()]
+        by_table = [sum(float(model.dense_table()[d, s[d - 1] if d else K, s[d]]) for d in range(D)) for s in seqs.tolist()]
         torch.testing.assert_close(got, torch.tensor(by_table), rtol=0, atol=1e-5)
 
 
@@ -538,7 +538,7 @@ def test_markov_refit_replaces_the_counts():
     other = [[2, 2, 2, 2]] * 3
     model.fit(torch.tensor(other))
     fresh = MarkovChain(levels=K, length=D, order=1).fit(torch.tensor(other))
-    assert torch.equal(model.log_table, fresh.log_table)
+    assert torch.equal(model.dense_table(), fresh.dense_table())
 
 
 # ================================================================ sampling against exact probabilities
@@ -653,3 +653,124 @@ def test_evaluate_works_for_a_model_with_only_buffers():
     chain = ar.MarkovChain(levels=3, length=4, order=1).fit(x)
     assert not list(chain.parameters())
     assert genbook.evaluate(chain, x, batch_size=7) == pytest.approx(-chain.log_prob(x).mean().item(), rel=1e-6)
+
+
+# ================================================================ homogeneous chains (any length, for text)
+def test_homogeneous_chain_pools_counts_over_positions():
+    # one shared table: order 1 counts of every transition along both sequences
+    x = torch.tensor([[0, 1, 1, 2, 0, 1], [1, 1, 0, 1, 2, 2]])
+    model = MarkovChain(levels=3, order=1, alpha=0.5).fit(x)
+    table = model.dense_table()
+    assert table.shape == (1, 4, 3)
+    # after a 1: (1->1, 1->2, 1->1, 1->0, 1->2) = counts (1, 2, 2) + 0.5 over 5 + 1.5
+    torch.testing.assert_close(table[0, 1].exp(), torch.tensor([1.5, 2.5, 2.5]) / 6.5)
+    # before the start (context 3): first symbols 0 and 1
+    torch.testing.assert_close(table[0, 3].exp(), torch.tensor([1.5, 1.5, 0.5]) / 3.5)
+
+
+def test_homogeneous_chain_scores_any_length_and_matches_one_position_at_a_time():
+    x = torch.tensor([[0, 1, 1, 2, 0, 1, 2, 2, 1, 0]])
+    model = MarkovChain(levels=3, order=2, alpha=0.3).fit(x)
+    seq = torch.tensor([[2, 1, 0, 0, 1, 2, 1]])  # a different length from the training sequence
+    table = model.dense_table()[0]
+    ctx = lambda d: sum((seq[0, d - j].item() if d - j >= 0 else 3) * 4 ** (2 - j) for j in (1, 2))  # noqa: E731
+    expected = sum(float(table[ctx(d), seq[0, d]]) for d in range(seq.shape[1]))
+    assert model.log_prob(seq).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_unseen_contexts_are_uniform_and_only_seen_ones_are_stored():
+    x = torch.tensor([[0, 0, 0, 0, 0, 1]])
+    model = MarkovChain(levels=3, order=2, alpha=1.0).fit(x)
+    assert len(model.keys) == 3  # contexts (start, start), (0, start) and (0, 0)
+    table = model.dense_table()[0]
+    uniform = torch.full((3,), 1 / 3)
+    seen = [c for c in range(16) if not torch.allclose(table[c].exp(), uniform)]
+    assert len(seen) == len(model.keys)
+    # context (x_{d-1}, x_{d-2}) = (2, 2) never occurred
+    torch.testing.assert_close(model.conditionals(torch.tensor([[2, 2, 0]]))[0, 2].exp(), uniform)
+
+
+def test_homogeneous_chain_samples_need_a_length():
+    model = MarkovChain(levels=3, order=1).fit(torch.tensor([[0, 1, 2, 0, 1, 2]]))
+    with pytest.raises(ValueError, match="length must be given"):
+        model.sample(2)
+    s = model.sample(5, length=9, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (5, 9)
+    fixed = MarkovChain(levels=3, length=4, order=1)
+    with pytest.raises(ValueError, match="length must be 4"):
+        fixed.sample(2, length=5)
+    assert fixed.sample(2, length=4).shape == (2, 4)
+
+
+def test_deterministic_cycle_is_reproduced_by_a_sharp_chain():
+    x = torch.tensor([[0, 1, 2] * 40])
+    model = MarkovChain(levels=3, order=1, alpha=1e-6).fit(x)
+    s = model.sample(3, length=12, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(s, torch.tensor([[0, 1, 2] * 4] * 3))
+
+
+def test_markov_save_load_keeps_the_seen_contexts(tmp_path):
+    x = torch.tensor([[0, 1, 1, 2, 0, 1, 2, 2, 1, 0]])
+    model = MarkovChain(levels=3, order=3, alpha=0.2).fit(x)
+    genbook.save(model, tmp_path / "m.pt")
+    back = genbook.load(tmp_path / "m.pt")
+    assert torch.equal(back.keys, model.keys)
+    seq = torch.tensor([[1, 2, 0, 0, 2, 1, 1]])
+    assert torch.equal(back.log_prob(seq), model.log_prob(seq))
+
+
+def test_too_many_contexts_is_refused():
+    with pytest.raises(ValueError, match="lower order"):
+        MarkovChain(levels=29, order=40)
+
+
+# ================================================================ backoff prior
+def test_backoff_rows_by_hand():
+    x = torch.tensor([[0, 1, 1, 2, 0, 1]])
+    alpha = 2.0
+    model = MarkovChain(levels=3, order=1, alpha=alpha, prior="backoff").fit(x)
+    # order 0: counts (2, 3, 1) of 6, prior mean uniform -> (n_l + alpha/3) / (6 + alpha)
+    q0 = (torch.tensor([2.0, 3.0, 1.0]) + alpha / 3) / (6 + alpha)
+    # order 1 after a 1: next symbols 1, 2 -> counts (0, 1, 1), prior mean q0
+    q1_after_1 = (torch.tensor([0.0, 1.0, 1.0]) + alpha * q0) / (2 + alpha)
+    table = model.dense_table()[0].exp()
+    torch.testing.assert_close(table[1], q1_after_1)
+    # the start context saw one symbol, 0
+    torch.testing.assert_close(table[3], (torch.tensor([1.0, 0.0, 0.0]) + alpha * q0) / (1 + alpha))
+    # every row is normalised
+    torch.testing.assert_close(table.sum(1), torch.ones(4))
+
+
+def test_backoff_unseen_context_uses_the_longest_seen_shorter_one():
+    x = torch.tensor([[0, 1, 2, 0, 1, 2, 0, 0]])
+    model = MarkovChain(levels=3, order=2, alpha=0.5, prior="backoff").fit(x)
+    order1 = MarkovChain(levels=3, order=1, alpha=0.5, prior="backoff").fit(x)
+    # context (x_{d-1}, x_{d-2}) = (2, 2) never occurred but x_{d-1} = 2 did: use order 1's row
+    seq = torch.tensor([[2, 2, 0]])
+    torch.testing.assert_close(model.conditionals(seq)[0, 2], order1.conditionals(seq)[0, 2])
+    # a seen order-2 context differs from its order-1 row
+    seen = torch.tensor([[0, 1, 2]])
+    assert not torch.allclose(model.conditionals(seen)[0, 2], order1.conditionals(seen)[0, 2])
+
+
+@pytest.mark.parametrize("length", [None, 5])
+def test_backoff_log_prob_normalises_over_all_sequences(length):
+    data = torch.tensor([[0, 1, 1, 2, 0], [1, 1, 2, 2, 0], [0, 0, 1, 2, 1]])
+    model = MarkovChain(levels=3, length=length, order=2, alpha=0.7, prior="backoff").fit(data)
+    lp = model.log_prob(_all_sequences(3, 5))
+    assert torch.logsumexp(lp, 0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_backoff_beats_uniform_prior_on_held_out_text():
+    from genbook import data as gdata
+
+    tr, te = gdata.text("train")[None, :60_000], gdata.text("test")[None, :20_000]
+    # each prior at a good alpha for it (the best of 0.01..100 for uniform is about 0.03)
+    nll = {p: -MarkovChain(levels=29, order=5, alpha=a, prior=p).fit(tr).log_prob(te).item() / te.shape[1]
+           for p, a in (("uniform", 0.03), ("backoff", 10.0))}
+    assert nll["backoff"] < nll["uniform"] - 0.2, nll  # at least 0.2 nats per character better
+
+
+def test_bad_prior_is_refused():
+    with pytest.raises(ValueError, match="prior must be 'uniform' or 'backoff', got 'laplace'"):
+        MarkovChain(levels=3, order=1, prior="laplace")

@@ -383,3 +383,40 @@ def test_bars_and_stripes_2x2():
 def test_bars_and_stripes_bad_n_raises(n):
     with pytest.raises(ValueError, match="n must"):
         data.bars_and_stripes(n)
+
+
+# ---------------------------------------------------------------- text
+def test_text_splits_are_contiguous_and_in_the_alphabet():
+    parts = [data.text(s) for s in ("train", "val", "test")]
+    total = sum(len(p) for p in parts)
+    assert total > 300_000
+    assert len(parts[0]) == pytest.approx(0.8 * total, abs=2)
+    for p in parts:
+        assert p.dtype == torch.long and p.ndim == 1
+        assert int(p.min()) >= 0 and int(p.max()) < len(data.TEXT_ALPHABET)
+    full = data._load_text()
+    assert data.decode_text(torch.cat(parts)) == full
+
+
+def test_text_is_prose():
+    s = data.decode_text(data.text("train"))
+    words = s.split()
+    assert "  " not in s and " ." not in s
+    assert words.count("the") > 0.03 * len(words)  # the commonest English word
+    assert len(set(data.TEXT_ALPHABET) - set(s)) == 0  # every symbol occurs
+
+
+def test_encode_decode_round_trip_and_errors():
+    s = "a cat, a hat."
+    assert data.decode_text(data.encode_text(s)) == s
+    assert data.encode_text(" a")[1].item() == 1
+    with pytest.raises(ValueError, match="only the characters.*'!'"):
+        data.encode_text("hi!")
+    with pytest.raises(ValueError, match="must be a str"):
+        data.encode_text(3)
+    with pytest.raises(ValueError, match="symbols 0..28"):
+        data.decode_text(torch.tensor([0, 29]))
+    with pytest.raises(ValueError, match="1-D integer"):
+        data.decode_text(torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.text("dev")

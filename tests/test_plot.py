@@ -76,3 +76,19 @@ def test_plot_helpers_emit_no_warnings():
         plot.density(axes[0, 2], lambda x: -x.pow(2).sum(1), n=10)
         fig.canvas.draw()
     assert len(axes[0, 0].images) == 1 and len(axes[0, 2].images) == 1
+
+
+def test_dag_draws_one_node_per_label_and_one_arrow_per_edge():
+    fig, axes = plot.subplots()
+    ax = axes[0, 0]
+    pos = {"a": (0, 0), "b": (1, 0), "c": (0.5, 1)}
+    plot.dag(ax, pos, [("a", "c"), ("b", "c")])
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == ["a", "b", "c"]
+    arrows = [c for c in ax.get_children() if isinstance(c, matplotlib.text.Annotation)]
+    assert len(arrows) == 2
+    # each arrow ends on the rim of its child's circle, not at its centre
+    end = np.asarray(arrows[0].xy)
+    assert np.linalg.norm(end - np.array([0.5, 1.0])) == pytest.approx(0.28)
+    with pytest.raises(ValueError, match="without a position.*'d'"):
+        plot.dag(ax, pos, [("a", "d")])
+    plt.close(fig)
