@@ -1,7 +1,7 @@
 """Normalising flows: RealNVP couplings, invertible residual networks, dequantised digits.
 
 A flow is a bijection ``z = f(x)`` from data to noise whose Jacobian we can afford, and
-``log p(x) = log N(f(x); 0, I) + log |det df/dx|`` (eq. ``eq-change-of-variables``).
+``log p(x) = log N(f(x); 0, I) + log |det df/dx|`` (eq. ``eq-flow-change-of-variables``).
 Convention throughout: ``forward(x) -> (z, logabsdet)`` maps DATA to NOISE, with
 ``logabsdet = log|det dz/dx|`` of shape ``(B,)``; ``inverse(z)`` maps noise back to data;
 ``log_prob(x) -> (B,)`` is in nats and ``sample(n)`` pushes base noise through ``inverse``.
@@ -112,8 +112,8 @@ class Flow(nn.Module):
         return z
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p(x) = log N(f(x); 0, I) + log|det df/dx|`` in nats, ``(B, D) -> (B,)``
-        (eq. ``eq-change-of-variables``)."""
+        """``log p(x) = log N(f(x); 0, I) + log|det df/dx|`` in nats,
+        ``(B, D) -> (B,)`` (eq. ``eq-flow-change-of-variables``)."""
         z, logdet = self(x)
         return self.base.log_prob(z) + logdet
 
@@ -288,7 +288,7 @@ class SpectralLinear(nn.Module):
         self.v.copy_(v)
 
     def normalised_weight(self) -> torch.Tensor:
-        # clones: later power iterations must not modify tensors that autograd saved
+        # clones: later power iterations must not modify what autograd saved
         sigma = torch.dot(self.u.clone(), self.weight @ self.v.clone())
         return self.weight / torch.clamp(sigma / self.coeff, min=1.0)
 
@@ -308,21 +308,36 @@ class LipSwish(nn.Module):
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
         """Elementwise ``d/dx``, same shape as ``x``."""
+        return self.value_and_derivative(x)[1]
+
+    def value_and_derivative(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The activation and its elementwise derivative, sharing one sigmoid."""
         beta = F.softplus(self.raw_beta)
         s = torch.sigmoid(beta * x)
-        return (s + beta * x * s * (1 - s)) / 1.1
+        xs = x * s
+        return xs / 1.1, (s + beta * xs * (1 - s)) / 1.1
 
 
-def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10, n_probes: int = 1,
-                         generator: torch.Generator | None = None, create_graph: bool = False) -> torch.Tensor:
-    """Stochastic ``log det(I + J)``, ``(B,)``: ``sum_{k=1}^{n_terms} (-1)^{k+1} v^T J^k v / k``
+def power_series_log_det(
+    gx: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    n_terms: int = 10,
+    n_probes: int = 1,
+    generator: torch.Generator | None = None,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Stochastic ``log det(I + J)``, ``(B,)``:
+    ``sum_{k=1}^{n_terms} (-1)^{k+1} v^T J^k v / k``
     (eq. ``eq-log-det-series``).
 
-    The series ``log det(I + J) = sum_k (-1)^{k+1} tr(J^k) / k`` converges when ``||J||_2 < 1``;
-    each trace is estimated with Hutchinson's ``E[v^T A v] = tr(A)``, ``v ~ N(0, I)``
-    (eq. ``eq-hutchinson``), and ``v^T J^k`` costs ``k`` vector-Jacobian products. Averaged over
-    ``n_probes`` probes per sample. Unbiased for the truncated series; truncation adds a bias of
-    at most ``D sum_{k > n_terms} Lip^k / k``. With ``create_graph`` the estimate is differentiable.
+    The series ``log det(I + J) = sum_k (-1)^{k+1} tr(J^k) / k``
+    converges when ``||J||_2 < 1``; each trace is estimated with
+    Hutchinson's ``E[v^T A v] = tr(A)``, ``v ~ N(0, I)``
+    (eq. ``eq-hutchinson``), and ``v^T J^k`` costs ``k`` vector-Jacobian
+    products. Averaged over ``n_probes`` probes per sample. Unbiased for
+    the truncated series; truncation adds a bias of at most
+    ``D sum_{k > n_terms} Lip^k / k``. Differentiable with ``create_graph``.
     """
     check_positive_int("n_terms", n_terms)
     check_positive_int("n_probes", n_probes)
@@ -331,9 +346,18 @@ def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10
         v = _randn(tuple(x.shape), x, generator)
         w = v
         for k in range(1, n_terms + 1):
-            (w,) = torch.autograd.grad(gx, x, w, retain_graph=True, create_graph=create_graph)  # w <- w^T J
+            (w,) = torch.autograd.grad(  # w <- w^T J
+                gx, x, w, retain_graph=True, create_graph=create_graph)
             total = total + (-1) ** (k + 1) * (w * v).sum(1) / k
     return total / n_probes
+
+
+def _log_det_identity_plus(J: torch.Tensor) -> torch.Tensor:
+    """``log det(I + J)`` for ``J (B, D, D)`` with ``||J||_2 < 1``, so the determinant is > 0."""
+    if J.shape[-1] == 2:  # the 2 x 2 formula: a few elementwise ops instead of an LU per point
+        return torch.log((1 + J[:, 0, 0]) * (1 + J[:, 1, 1]) - J[:, 0, 1] * J[:, 1, 0])
+    eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+    return torch.linalg.slogdet(eye + J)[1]
 
 
 class ResidualBlock(nn.Module):
@@ -352,7 +376,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, *, dim: int = 2, hidden: int = 64, layers: int = 2, lipschitz: float = 0.9,
                  n_power_iterations: int = 1, exact: bool | None = None, n_terms: int = 10, n_probes: int = 1,
-                 max_iter: int = 200, tol: float | None = None):
+                 max_iter: int = 1000, tol: float | None = None):
         super().__init__()
         for name, v in dict(dim=dim, hidden=hidden, layers=layers, n_power_iterations=n_power_iterations,
                             n_terms=n_terms, n_probes=n_probes, max_iter=max_iter).items():
@@ -380,16 +404,19 @@ class ResidualBlock(nn.Module):
     def g_and_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g(x) (B, D)`` and its Jacobian ``J[b, i, j] = d g_i / d x_j`` ``(B, D, D)``, carried
         forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass."""
-        h, J = x, None
+        # carried transposed, Jt[b, j, i] = d h_i / d x_j, so that each linear layer acts on
+        # the B * D rows of Jt as on a batch of inputs: one matrix product, not B small ones
+        h, Jt = x, None
         for m in self.g:
             if isinstance(m, SpectralLinear):
                 W = m.normalised_weight()
-                J = W.expand(x.shape[0], -1, -1) if J is None else W @ J  # (B, out, D)
+                Jt = (W.T.expand(x.shape[0], -1, -1) if Jt is None
+                      else (Jt.reshape(-1, W.shape[1]) @ W.T).view(x.shape[0], self.dim, -1))  # (B, D, out)
                 h = F.linear(h, W, m.bias)
             else:
-                J = m.derivative(h)[:, :, None] * J
-                h = m(h)
-        return h, J
+                h, slope = m.value_and_derivative(h)
+                Jt = Jt * slope[:, None, :]
+        return h, Jt.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = x + g(x)``, ``log det(I + J_g(x))``: ``(B, D) -> ((B, D), (B,))``."""
@@ -399,8 +426,7 @@ class ResidualBlock(nn.Module):
                     m.power_iteration()
         if self.exact:
             gx, J = self.g_and_jacobian(x)
-            eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
-            return x + gx, torch.linalg.slogdet(eye + J)[1]  # det > 0 since ||J|| < 1
+            return x + gx, _log_det_identity_plus(J)
         grad_wanted = torch.is_grad_enabled()
         with torch.enable_grad():  # the series needs vector-Jacobian products even under no_grad
             x = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -434,7 +460,7 @@ class ResidualFlow(Flow):
 
     def __init__(self, *, dim: int = 2, hidden: int = 64, blocks: int = 8, layers: int = 2, lipschitz: float = 0.9,
                  actnorm: bool = True, n_power_iterations: int = 1, exact: bool | None = None, n_terms: int = 10,
-                 n_probes: int = 1, max_iter: int = 200, tol: float | None = None):
+                 n_probes: int = 1, max_iter: int = 1000, tol: float | None = None):
         check_positive_int("blocks", blocks)
         block_kw = dict(dim=dim, hidden=hidden, layers=layers, lipschitz=lipschitz,
                         n_power_iterations=n_power_iterations, exact=exact, n_terms=n_terms, n_probes=n_probes,
@@ -527,7 +553,8 @@ class DigitsFlow(RealNVP):
         return x
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """One-sample estimate of the mean NLL bound, ``-mean_b log p(x_b + u_b)``, for integer ``x (B, D)``."""
+        """One-sample estimate of the mean NLL bound, ``-mean_b log p(x_b + u_b)``,
+        for integer ``x (B, D)``."""
         x = check_sequences(x, self.levels, self.dim).to(self.base.loc.device)
         return -self.log_prob(dequantize(x.to(self.base.loc.dtype))).mean()
 

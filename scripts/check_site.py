@@ -49,6 +49,7 @@ SEARCHES = {
     "Metropolis": r"book/\d+_sampling\.html",
     "contrastive": r"book/\d+_energy\.html",
     "autoregressive": r"book/\d+_autoregressive\.html",
+    "coupling": r"book/\d+_flows\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
