@@ -11,8 +11,10 @@ Targets are given as ``log_prob(x) -> (C,)``, the log of an *unnormalised* densi
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -283,25 +285,58 @@ class RunResult:
 
 
 def run(
-    kernel, x0: torch.Tensor, n_steps: int, *, burn_in: int = 0, thin: int = 1, diagnostics: bool = True
+    kernel,
+    x0: torch.Tensor,
+    n_steps: int,
+    *,
+    burn_in: int = 0,
+    thin: int = 1,
+    diagnostics: bool = True,
+    workers: int = 1,
 ) -> RunResult:
-    """Run ``kernel`` from ``x0 (C, D)`` for ``burn_in + n_steps`` steps; keep every ``thin``-th after burn-in."""
-    for name, v, lo in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0), ("thin", thin, 1)):
+    """Run ``kernel`` from ``x0 (C, D)`` for ``burn_in + n_steps`` steps; keep every ``thin``-th after burn-in.
+
+    ``workers > 1`` (CPU only) splits the ``C`` chains into that many groups and steps
+    each group in its own thread, with torch's intra-op threads set to 1 meanwhile (and
+    restored after), so a multi-core CPU runs the groups side by side instead of sharing
+    its cores inside every small operation. The chains are independent, so the result is
+    the same Markov chain; each group gets a copy of ``kernel`` (``copy.copy``, so the
+    copies share its target and parameters) with its own ``torch.Generator``, seeded from
+    ``kernel.generator`` (or from torch's global generator when that is ``None``): seeded
+    runs stay reproducible for a given ``workers``, but differ from ``workers=1``.
+    ``log_prob`` must be safe to call from several threads (plain torch functions are).
+    """
+    for name, v, lo in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0), ("thin", thin, 1), ("workers", workers, 1)):
         if not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    state = kernel.init(x0)
-    kept, accepted, total = [], torch.zeros((), dtype=torch.float64, device=x0.device), 0
+    if workers > 1:
+        if x0.device.type != "cpu":
+            raise ValueError(f"workers={workers} splits chains over CPU threads; x0 is on {x0.device}, use workers=1")
+        if x0.shape[0] < workers:
+            raise ValueError(f"workers must be at most the number of chains, got workers={workers} for {x0.shape[0]} chains")
+        if not hasattr(kernel, "generator"):
+            raise ValueError(f"workers > 1 needs a kernel with a `generator` attribute, got {type(kernel).__name__}")
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for t in range(burn_in + n_steps):
-            state, info = kernel.step(state)
-            if t >= burn_in:
-                accepted += info.accepted.double().mean()  # stays on the device: no sync per step
-                total += 1
-                if (t - burn_in) % thin == 0:
-                    kept.append(state.x)
-    if state.x.is_cuda:
-        torch.cuda.synchronize(state.x.device)
+    if workers == 1:
+        kept, accepted = _run_chains(kernel, x0, n_steps, burn_in, thin)
+    else:
+        seeds = torch.randint(0, 2**62, (workers,), generator=kernel.generator).tolist()
+        groups = []
+        for seed, part in zip(seeds, x0.chunk(workers)):
+            k = copy.copy(kernel)
+            k.generator = torch.Generator().manual_seed(seed)
+            groups.append((k, part))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                results = list(pool.map(lambda g: _run_chains(*g, n_steps, burn_in, thin), groups))
+        finally:
+            torch.set_num_threads(threads)
+        kept = [torch.cat(xs) for xs in zip(*(r[0] for r in results))]  # each (C, D)
+        accepted = sum(a * part.shape[0] for (a, (_, part)) in zip((r[1] for r in results), groups)) / x0.shape[0]
+    if x0.is_cuda:
+        torch.cuda.synchronize(x0.device)
     seconds = time.perf_counter() - t0
     samples = torch.stack(kept)  # (S, C, D)
     flat = samples.flatten(2)  # (S, C, D): lattice states (C, L, L) become D = L * L coordinates
@@ -310,7 +345,21 @@ def run(
     else:
         D = flat.shape[2]
         ess, rhat = torch.full((D,), math.nan), torch.full((D,), math.nan)
-    return RunResult(samples, float(accepted) / max(total, 1), ess, rhat, seconds)
+    return RunResult(samples, float(accepted), ess, rhat, seconds)
+
+
+def _run_chains(kernel, x0: torch.Tensor, n_steps: int, burn_in: int, thin: int) -> tuple[list, torch.Tensor]:
+    """The kept states (each ``(C, D)``) and the mean acceptance rate after burn-in (a 0-d tensor)."""
+    state = kernel.init(x0)
+    kept, accepted = [], torch.zeros((), dtype=torch.float64, device=x0.device)
+    with torch.no_grad():
+        for t in range(burn_in + n_steps):
+            state, info = kernel.step(state)
+            if t >= burn_in:
+                accepted += info.accepted.double().mean()  # stays on the device: no sync per step
+                if (t - burn_in) % thin == 0:
+                    kept.append(state.x)
+    return kept, accepted / n_steps
 
 
 # ------------------------------------------------------------------ diagnostics

@@ -106,13 +106,13 @@ def _target_100d():
 
 
 # ================================================================ moments of known targets
-@pytest.mark.parametrize("name", KERNELS)
-def test_sampler_matches_correlated_2d_gaussian(name, gen):
+@pytest.mark.parametrize("name, workers", [(k, 1) for k in KERNELS] + [("rwm", 2), ("mala", 3)])
+def test_sampler_matches_correlated_2d_gaussian(name, workers, gen):
     C = 1000
     burn_in, n_steps, thin, (acc_lo, acc_hi) = RUN_2D[name]
     chol = torch.linalg.cholesky(COV_2D)
     x0 = MEAN_2D + 4.0 * torch.randn(C, 2, dtype=F64, generator=gen) @ chol.T  # overdispersed starts
-    res = run(_kernel_2d(name, gen), x0, n_steps, burn_in=burn_in, thin=thin)
+    res = run(_kernel_2d(name, gen), x0, n_steps, burn_in=burn_in, thin=thin, workers=workers)
     S = n_steps // thin
     assert res.samples.shape == (S, C, 2)
 
@@ -702,11 +702,44 @@ def test_log_prob_not_finite_at_start_names_the_chain(k, bad):
         _all_kernels(log_prob)[k].init(torch.zeros(5, 2))
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(n_steps=0), "n_steps"), (dict(n_steps=2.5), "n_steps"), (dict(burn_in=-1), "burn_in"), (dict(thin=0), "thin")])
+@pytest.mark.parametrize("kwargs, word", [(dict(n_steps=0), "n_steps"), (dict(n_steps=2.5), "n_steps"), (dict(burn_in=-1), "burn_in"), (dict(thin=0), "thin"),
+                                           (dict(workers=0), "workers"), (dict(workers=2.0), "workers"), (dict(workers=4), "at most the number of chains")])
 def test_run_bad_counts_raise(kwargs, word):
     args = dict(n_steps=10) | kwargs
     with pytest.raises(ValueError, match=word):
         run(RandomWalkMetropolis(_std_normal, step_size=0.5), torch.zeros(3, 2), args.pop("n_steps"), **args)
+
+
+def test_run_workers_needs_a_kernel_with_a_generator():
+    class NoGenerator:
+        def init(self, x0):
+            return State(x0, x0.sum(1))
+
+        def step(self, state):
+            return state, Info(torch.ones(state.x.shape[0], dtype=torch.bool), torch.zeros(state.x.shape[0]))
+
+    with pytest.raises(ValueError, match="generator"):
+        run(NoGenerator(), torch.zeros(4, 2), 3, workers=2)
+
+
+@pytest.mark.parametrize("name", ["rwm", "mala", "gibbs"])
+def test_run_with_workers_is_each_group_run_on_its_own(name):
+    """workers=2 splits the chains into two groups, each a separate run with its own seeded generator."""
+    x0 = torch.randn(31, 2, dtype=F64, generator=torch.Generator().manual_seed(0))  # an odd number of chains
+    threads = torch.get_num_threads()
+    res = run(_kernel_for_determinism(name, torch.Generator().manual_seed(7)), x0, 40, workers=2)
+    assert torch.get_num_threads() == threads  # restored
+    seeds = torch.randint(0, 2**62, (2,), generator=torch.Generator().manual_seed(7)).tolist()
+    parts = [run(_kernel_for_determinism(name, torch.Generator().manual_seed(sd)), part, 40)
+             for sd, part in zip(seeds, x0.chunk(2))]
+    assert torch.equal(res.samples, torch.cat([p.samples for p in parts], dim=1))
+    rates = torch.tensor([p.acceptance_rate for p in parts], dtype=F64)
+    sizes = torch.tensor([16.0, 15.0], dtype=F64)
+    assert res.acceptance_rate == pytest.approx(float((rates * sizes).sum() / 31), abs=1e-12)
+    again = run(_kernel_for_determinism(name, torch.Generator().manual_seed(7)), x0, 40, workers=2)
+    assert torch.equal(res.samples, again.samples)
+    if name != "gibbs":  # Gibbs accepts everything
+        assert 0 < res.acceptance_rate < 1
 
 
 def test_mh_matrix_bad_input_raises():
