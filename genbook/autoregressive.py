@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_positive_int
-from ._device import model_device
+from ._device import eval_mode, model_device
 
 
 def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, name: str = "x") -> torch.Tensor:
@@ -75,12 +75,10 @@ class _Autoregressive(nn.Module):
         D = self.length if length is None else length
         dev = self._device()
         x = torch.zeros(n, D, dtype=torch.long, device=dev)
-        was_training = self.training
-        self.eval()
-        for d in range(D):
-            probs = self.conditionals(x)[:, d].exp()  # (n, K); positions >= d do not matter
-            x[:, d] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        self.train(was_training)
+        with eval_mode(self):
+            for d in range(D):
+                probs = self.conditionals(x)[:, d].exp()  # (n, K); positions >= d do not matter
+                x[:, d] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         return x
 
     def _device(self) -> torch.device:

@@ -10,14 +10,13 @@ Convention throughout: ``forward(x) -> (z, logabsdet)`` maps DATA to NOISE, with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_points, check_positive_int
+from ._device import eval_mode
 from .autoregressive import check_sequences
 
 
@@ -25,21 +24,11 @@ class NotConvergedError(RuntimeError):
     """The fixed-point inverse of a :class:`ResidualBlock` did not reach its tolerance."""
 
 
-def _randn(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Gaussian noise with ``like``'s dtype and device, drawn on the generator's device."""
+def _noise(draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``draw`` (``torch.randn`` or ``torch.rand``) with ``like``'s dtype and device,
+    drawn on the generator's device."""
     dev = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Evaluate ``model`` without dropout, restoring its training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+    return draw(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -75,7 +64,7 @@ class StandardNormal(nn.Module):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         check_positive_int("n", n)
-        return self.loc + _randn((n, self.dim), self.loc, generator)
+        return self.loc + _noise(torch.randn, (n, self.dim), self.loc, generator)
 
 
 class Flow(nn.Module):
@@ -123,7 +112,7 @@ class Flow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws ``(n, D)``: ``x = f^{-1}(z)`` with ``z ~ N(0, I)`` (in eval mode, so without dropout)."""
-        with _eval_mode(self):
+        with eval_mode(self):
             return self.inverse(self.base.sample(n, generator=generator))
 
 
@@ -306,10 +295,6 @@ class LipSwish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(F.softplus(self.raw_beta) * x) / 1.1
 
-    def derivative(self, x: torch.Tensor) -> torch.Tensor:
-        """Elementwise ``d/dx``, same shape as ``x``."""
-        return self.value_and_derivative(x)[1]
-
     def value_and_derivative(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The activation and its elementwise derivative, sharing one sigmoid."""
         beta = F.softplus(self.raw_beta)
@@ -343,7 +328,7 @@ def power_series_log_det(
     check_positive_int("n_probes", n_probes)
     total = x.new_zeros(x.shape[0])
     for _ in range(n_probes):
-        v = _randn(tuple(x.shape), x, generator)
+        v = _noise(torch.randn, tuple(x.shape), x, generator)
         w = v
         for k in range(1, n_terms + 1):
             (w,) = torch.autograd.grad(  # w <- w^T J
@@ -482,8 +467,7 @@ class ResidualFlow(Flow):
 def dequantize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """``x + u`` with ``u ~ U[0, 1)^D`` (eq. ``eq-dequantization``): integer levels -> float, same shape."""
     x = x.float() if not x.is_floating_point() else x
-    dev = generator.device if generator is not None else x.device
-    return x + torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+    return x + _noise(torch.rand, tuple(x.shape), x, generator)
 
 
 class LogitTransform(nn.Module):
@@ -566,7 +550,7 @@ class DigitsFlow(RealNVP):
         check_positive_int("n_samples", n_samples)
         x = check_sequences(x, self.levels, self.dim).to(self.base.loc.device, self.base.loc.dtype)
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        with _eval_mode(self):
+        with eval_mode(self):
             for _ in range(n_samples):
                 total -= self.log_prob(dequantize(x, generator=generator)).double()
         return total / n_samples

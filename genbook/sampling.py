@@ -334,7 +334,8 @@ def run(
         finally:
             torch.set_num_threads(threads)
         kept = [torch.cat(xs) for xs in zip(*(r[0] for r in results))]  # each (C, D)
-        accepted = sum(a * part.shape[0] for (a, (_, part)) in zip((r[1] for r in results), groups)) / x0.shape[0]
+        # the mean over all chains: each group's rate weighted by its number of chains
+        accepted = sum(rate * len(part) for (_, rate), (_, part) in zip(results, groups)) / len(x0)
     if x0.is_cuda:
         torch.cuda.synchronize(x0.device)
     seconds = time.perf_counter() - t0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._device import model_device
+from ._device import eval_mode, model_device
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -69,13 +69,11 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
     """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
     parts = _as_tuple(data, "data")
     dev = model_device(model)
-    was_training = model.training
-    model.eval()
     total, n = 0.0, parts[0].shape[0]
-    for i in range(0, n, batch_size):
-        batch = tuple(p[i : i + batch_size].to(dev) for p in parts)
-        total += float(model.loss(*batch)) * batch[0].shape[0]
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, n, batch_size):
+            batch = tuple(p[i : i + batch_size].to(dev) for p in parts)
+            total += float(model.loss(*batch)) * batch[0].shape[0]
     return total / n
 
 
