@@ -24,14 +24,16 @@ install: $(STAMP)
 # The cache knows only the chapters' code cells, so when the package's source changes
 # (a hash of genbook/*.py) the cache and Sphinx's parsed pages are dropped and every
 # chapter runs again: the outputs on the site always come from the package as it is.
-GENBOOK_HASH = $(shell $(PYTHON) -c 'import hashlib, pathlib; print(hashlib.sha256(b"".join(p.read_bytes() for p in sorted(pathlib.Path("genbook").rglob("*.py")))).hexdigest()[:16])')
+# The hash is taken once, before the build, and recorded only when the build succeeds.
+GENBOOK_HASH = $(BIN)/python -c 'import hashlib, pathlib; print(hashlib.sha256(b"".join(p.read_bytes() for p in sorted(pathlib.Path("genbook").rglob("*.py")))).hexdigest()[:16])'
 
 book: $(STAMP)
-	@if [ "$$(cat _build/.genbook-hash 2>/dev/null)" != "$(GENBOOK_HASH)" ]; then \
+	@mkdir -p _build && $(GENBOOK_HASH) > _build/.genbook-hash.next
+	@if ! cmp -s _build/.genbook-hash.next _build/.genbook-hash; then \
 	  echo "genbook's source differs from the last build's: every chapter runs again"; \
 	  rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	GENBOOK_PROGRESS=0 $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
-	echo $(GENBOOK_HASH) > _build/.genbook-hash
+	@mv _build/.genbook-hash.next _build/.genbook-hash
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
