@@ -271,7 +271,10 @@ class GaussianGibbs:
 # ------------------------------------------------------------------ driver
 @dataclass
 class RunResult:
-    """Samples ``(steps, C, D)`` after burn-in and thinning, with diagnostics per coordinate."""
+    """Samples ``(steps, C, D)`` after burn-in and thinning, with diagnostics per coordinate.
+
+    Without diagnostics (``run(..., diagnostics=False)``, or fewer than 4 kept steps) ``ess``
+    and ``rhat`` are NaN, and :attr:`ess_per_second` raises instead of passing the NaN on."""
 
     samples: torch.Tensor
     acceptance_rate: float
@@ -281,6 +284,11 @@ class RunResult:
 
     @property
     def ess_per_second(self) -> torch.Tensor:
+        """``ess / seconds`` per coordinate, ``(D,)``."""
+        if bool(self.ess.isnan().any()):
+            raise ValueError(
+                "ess_per_second needs the run's ESS, but this run has none (run(..., diagnostics=False), or fewer "
+                "than 4 kept steps); use effective_sample_size(result.samples) / result.seconds")
         return self.ess / self.seconds
 
 

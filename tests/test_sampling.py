@@ -376,6 +376,8 @@ def test_run_diagnostics_are_those_of_its_samples(gen):
     assert res.seconds > 0 and torch.allclose(res.ess_per_second, res.ess / res.seconds)
     off = run(RandomWalkMetropolis(log_prob, step_size=0.8, generator=gen), torch.zeros(20, 2, dtype=F64), 50, diagnostics=False)
     assert bool(off.ess.isnan().all()) and bool(off.rhat.isnan().all())
+    with pytest.raises(ValueError, match="diagnostics=False"):
+        off.ess_per_second
 
 
 def _kernel_for_determinism(name, gen):
