@@ -351,7 +351,7 @@ class _MLPJacobian(torch.autograd.Function):
         weights = [inputs[3 * k] / inputs[3 * k + 2] for k in range(n)]
         betas = inputs[3 * n:]
         rows = torch.cat([x[:, None, :], torch.eye(D, dtype=x.dtype, device=x.device).expand(B, D, D)], 1)
-        saved = [rows]  # the stack entering each layer; per activation also a, sigmoid, 1 - sigmoid, ...
+        saved = [rows]  # the stack entering each layer; per activation also its pre-activations, sigmoid, ...
         for k in range(n):
             pre = rows @ weights[k].T  # (B, 1 + D, out): row 0 the pre-activation a, rows 1.. da/dx_j
             pre[:, 0] += inputs[3 * k + 1]
@@ -370,23 +370,25 @@ class _MLPJacobian(torch.autograd.Function):
         jt = pre[:, 1:]
         m = jt + torch.eye(D, dtype=x.dtype, device=x.device)  # I + J^T, same determinant as I + J
         if D == 2:  # the 2 x 2 formula: a few elementwise operations instead of an LU per point
-            logdet = torch.log(m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0])
+            det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+            logdet = torch.log(det)
         else:  # ||J|| < 1, so the determinant is positive
-            logdet = torch.linalg.slogdet(m)[1]
+            det, logdet = None, torch.linalg.slogdet(m)[1]
         ctx.n = n
-        ctx.save_for_backward(*inputs, *weights, *saved, m)
+        ctx.save_for_backward(*inputs, *weights, *saved, m, det)
         return pre[:, 0], jt, logdet
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_bar, jt_bar, logdet_bar):
         t, n = ctx.saved_tensors, ctx.n
-        inputs, weights, saved, m = t[:4 * n - 1], t[4 * n - 1:5 * n - 1], t[5 * n - 1:-1], t[-1]
+        inputs, weights, saved = t[:4 * n - 1], t[4 * n - 1:5 * n - 1], t[5 * n - 1:-2]
+        m, det = t[-2:]
         grads: list[torch.Tensor | None] = [None] * (4 * n - 1)
         # d log det(M) / dM = M^{-T}; in 2-D, M^{-T} = (tr(M) I - M^T) / det(M)
-        if m.shape[1] == 2:
+        if det is not None:
             m_inv_t = m.diagonal(dim1=1, dim2=2).sum(1)[:, None, None] * torch.eye(2, dtype=m.dtype, device=m.device)
-            m_inv_t = (m_inv_t - m.mT) / (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0])[:, None, None]
+            m_inv_t = (m_inv_t - m.mT) / det[:, None, None]
         else:
             m_inv_t = torch.linalg.inv(m).mT
         jt_bar = torch.addcmul(jt_bar, logdet_bar[:, None, None], m_inv_t)
@@ -501,12 +503,10 @@ class ResidualBlock(nn.Module):
             out += [m.weight, m.bias, sc if k == 0 else 1.1 * sc]
         return out + list(betas)
 
-    def g_and_jacobian(self, x: torch.Tensor, *, inputs: list[torch.Tensor] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def g_and_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g(x) (B, D)`` and its Jacobian ``J[b, i, j] = d g_i / d x_j`` ``(B, D, D)``, carried
-        forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass.
-        ``inputs`` defaults to :meth:`fused_inputs`."""
-        gx, Jt, _ = _MLPJacobian.apply(x, *(self.fused_inputs() if inputs is None else inputs))
+        forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass."""
+        gx, Jt, _ = _MLPJacobian.apply(x, *self.fused_inputs())
         return gx, Jt.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, *, inputs: list[torch.Tensor] | None = None
