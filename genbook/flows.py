@@ -88,14 +88,10 @@ class Flow(nn.Module):
         """``x (B, D) -> (z (B, D), log|det dz/dx| (B,))``."""
         x = self._check(x, "x")
         logdet = x.new_zeros(x.shape[0])
-        for t, kwargs in zip(self.transforms, self._forward_kwargs()):
-            x, ld = t(x, **kwargs)
+        for t in self.transforms:
+            x, ld = t(x)
             logdet = logdet + ld
         return x, logdet
-
-    def _forward_kwargs(self) -> list[dict]:
-        """Keyword arguments for each transform's ``forward`` in :meth:`forward` (none here)."""
-        return [{}] * len(self.transforms)
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         """``z (B, D) -> x (B, D)``, the bijections undone in reverse order."""
@@ -322,96 +318,191 @@ class LipSwish(nn.Module):
         return x * torch.sigmoid(F.softplus(self.raw_beta) * x) / 1.1
 
 
-class _MLPJacobian(torch.autograd.Function):
-    """``g(x)`` and its Jacobian for a :class:`ResidualBlock`'s MLP, with a hand-written backward.
+def _stack_forward(x, scale, shift, weights, biases, betas, *, keep: bool):
+    """``K`` exact residual blocks in a row, each after an actnorm when ``scale`` is given.
 
-    For every sample the forward pass carries a stack of ``1 + D`` rows through the layers: the
-    activations ``h`` and the tangents ``dh/dx_j``. A linear layer maps all the rows with one
-    matrix product (the bias goes on the first row only), and the activation multiplies the
-    tangents by its slope ``phi'(a)``. The backward pass runs through the layers in reverse;
-    because the tangents depend on ``a`` through ``phi'``, it needs ``phi''`` too. A 2-D flow's
-    training step costs what its operations cost to launch, not their arithmetic, and this
-    backward records no graph of its own: with the spectral norms of all blocks computed at once
-    (:class:`ResidualFlow`), a training step of a 12-block flow takes 77 million instructions
-    instead of 97 million through autograd (callgrind, batch 256). ``tests/test_flows.py`` checks
-    it against finite differences (``gradcheck``). It gives first derivatives only (training);
-    the power series path supports ``create_graph``.
-
-    ``inputs``: per linear layer ``W, b, d``, the layer computing ``(W / d) h + b``; then per
-    activation ``beta``, the activation being ``phi(a) = a sigmoid(beta a)``. LipSwish's
-    ``1 / 1.1`` and the spectral scale ``max(1, sigma / coeff)`` are both in ``d``
-    (:meth:`ResidualBlock.fused_inputs`). Returns ``g (B, D)``, ``Jt (B, D, D)`` with
-    ``Jt[b, j, i] = d g_i / d x_j``, and ``log det(I + J) (B,)``, positive since ``||J||_2 < 1``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, *inputs):
-        n = (len(inputs) + 1) // 4
-        B, D = x.shape
-        weights = [inputs[3 * k] / inputs[3 * k + 2] for k in range(n)]
-        betas = inputs[3 * n:]
-        rows = torch.cat([x[:, None, :], torch.eye(D, dtype=x.dtype, device=x.device).expand(B, D, D)], 1)
-        saved = [rows]  # the stack entering each layer; per activation also its pre-activations, sigmoid, ...
-        for k in range(n):
-            pre = rows @ weights[k].T  # (B, 1 + D, out): row 0 the pre-activation a, rows 1.. da/dx_j
-            pre[:, 0] += inputs[3 * k + 1]
-            if k == n - 1:
+    ``weights[l] (K, out, in)`` (already divided by their ``d``), ``biases[l] (K, out)``, ``betas (K, n - 1)``,
+    ``scale, shift (K, D)``. Per sample the stack carries the activations ``h`` and their tangents
+    ``T[j] = dh/dz_j`` through a block's layers. Returns the output ``(B, D)``, each block's
+    ``log det(I + J) (K, B)``, what the backward pass needs (when ``keep``) and the last block's
+    ``g`` and ``Jt`` (``Jt[b, j, i] = d g_i / d z_j``)."""
+    B, D = x.shape
+    K, n = weights[0].shape[0], len(weights)
+    # per layer, per block: (in, out); the first contiguous, or the tangents it broadcasts into would be
+    # laid out transposed and every later product with them would copy and batch them
+    wt = [(w.mT.contiguous() if l == 0 else w.mT).unbind(0) for l, w in enumerate(weights)]
+    bs = [b.unbind(0) for b in biases]
+    bt = betas.unbind(0)
+    sc, sh = (scale.unbind(0), shift.unbind(0)) if scale is not None else (None, None)
+    eye = torch.eye(D, dtype=x.dtype, device=x.device)
+    logdets, records = [], []
+    for k in range(K):
+        z = torch.addcmul(sh[k], x, sc[k]) if sc is not None else x
+        rec = [x, z]
+        h, beta_k = z, bt[k].unbind(0)
+        for l in range(n):
+            a = torch.addmm(bs[l][k], h, wt[l][k])  # pre-activation
+            tangent = wt[l][k] if l == 0 else tangents @ wt[l][k]  # d a / dz: (D, out), the same for every sample, at l = 0
+            if l == n - 1:
                 break
-            a = pre[:, 0]
-            ba = betas[k] * a
+            ba = a * beta_k[l]
             sig = torch.sigmoid(ba)
             q = 1 - sig
             sq = sig * q
             bsq = ba * sq
             slope = sig + bsq  # phi'(a)
-            rows = pre * slope[:, None, :]
-            rows[:, 0] = a * sig  # phi(a)
-            saved += [pre, sig, q, sq, bsq, slope, rows]
-        jt = pre[:, 1:]
-        m = jt + torch.eye(D, dtype=x.dtype, device=x.device)  # I + J^T, same determinant as I + J
+            h = a * sig  # phi(a)
+            tangents = tangent * slope[:, None, :]
+            rec += [h, tangents, tangent, a, sig, q, sq, bsq, slope]
+        m = tangent + eye  # I + J^T: the same determinant as I + J
         if D == 2:  # the 2 x 2 formula: a few elementwise operations instead of an LU per point
-            det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-            logdet = torch.log(det)
+            mf = m.flatten(1)
+            det = mf[:, 0] * mf[:, 3] - mf[:, 1] * mf[:, 2]
+            logdets.append(torch.log(det))
         else:  # ||J|| < 1, so the determinant is positive
-            det, logdet = None, torch.linalg.slogdet(m)[1]
-        ctx.n = n
-        ctx.save_for_backward(*inputs, *weights, *saved, m, det)
-        return pre[:, 0], jt, logdet
+            det = None
+            logdets.append(torch.linalg.slogdet(m)[1])
+        if keep:
+            records.append(rec + [m, det])
+        x = z + a
+    return x, torch.stack(logdets), records, a, tangent
+
+
+class _ResidualStack(torch.autograd.Function):
+    """A row of exact residual blocks (each after an optional actnorm) with a hand-written backward.
+
+    The forward pass is :func:`_stack_forward`. The backward runs through the blocks and their
+    layers in reverse; because the tangents depend on the pre-activations through the slopes
+    ``phi'``, it needs LipSwish's second derivative ``phi''`` too. A 2-D flow's training step costs
+    what PyTorch spends launching its operations, not their arithmetic; this Function launches
+    about a third of what autograd through the same layers would, records no graph, and adds all
+    the blocks' log-determinants itself. ``tests/test_flows.py`` checks it against finite
+    differences (``gradcheck``). It gives first derivatives only (training); the power-series path
+    supports ``create_graph``.
+
+    Inputs: ``x (B, D)``; the actnorms' ``log_scale, shift (K, D)`` or ``None``; ``betas (K, n - 1)``,
+    the activations being ``phi(a) = a sigmoid(beta a)``; then per linear layer ``W (K, out, in)``,
+    ``b (K, out)`` and ``d (K,)``, the layer computing ``(W / d) h + b``. LipSwish's ``1 / 1.1`` and
+    the spectral scale ``max(1, sigma / coeff)`` are both in ``d``. Returns the output ``(B, D)``
+    and the summed ``log|det|`` ``(B,)`` of all actnorms and blocks.
+    """
+
+    @staticmethod
+    def forward(ctx, x, log_scale, shift, betas, *layers):
+        out, logdet, records, weights, scale = _ResidualStack.evaluate(x, log_scale, shift, betas, *layers, keep=True)
+        ctx.n, ctx.actnorm, ctx.per_block = len(weights), log_scale is not None, len(records[0])
+        ctx.save_for_backward(betas, scale, *layers, *weights, *(t for rec in records for t in rec))
+        return out, logdet
+
+    @staticmethod
+    def evaluate(x, log_scale, shift, betas, *layers, keep=False):
+        """The forward pass, also used without the Function when no gradient is wanted, which keeps
+        only one block's intermediate tensors alive at a time."""
+        n = len(layers) // 3
+        weights = [layers[3 * l] / layers[3 * l + 2][:, None, None] for l in range(n)]
+        scale = log_scale.exp() if log_scale is not None else None
+        out, logdets, records, _, _ = _stack_forward(x, scale, shift, weights, layers[1::3], betas, keep=keep)
+        logdet = logdets.sum(0)
+        if log_scale is not None:
+            logdet = logdet + log_scale.sum()
+        return out, logdet, records, weights, scale
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_bar, jt_bar, logdet_bar):
-        t, n = ctx.saved_tensors, ctx.n
-        inputs, weights, saved = t[:4 * n - 1], t[4 * n - 1:5 * n - 1], t[5 * n - 1:-2]
-        m, det = t[-2:]
-        grads: list[torch.Tensor | None] = [None] * (4 * n - 1)
-        # d log det(M) / dM = M^{-T}; in 2-D, M^{-T} = (tr(M) I - M^T) / det(M)
-        if det is not None:
-            m_inv_t = m.diagonal(dim1=1, dim2=2).sum(1)[:, None, None] * torch.eye(2, dtype=m.dtype, device=m.device)
-            m_inv_t = (m_inv_t - m.mT) / det[:, None, None]
-        else:
-            m_inv_t = torch.linalg.inv(m).mT
-        jt_bar = torch.addcmul(jt_bar, logdet_bar[:, None, None], m_inv_t)
-        bar = torch.cat([g_bar[:, None, :], jt_bar], 1)  # d loss / d (the stack leaving layer k)
-        for k in reversed(range(n)):
-            rows_in = saved[7 * k]
-            w_bar = bar.flatten(0, 1).T @ rows_in.flatten(0, 1)  # d loss / d (W / d)
-            d = inputs[3 * k + 2]
-            grads[3 * k] = w_bar / d
-            grads[3 * k + 2] = -(w_bar * weights[k]).sum() / d
-            grads[3 * k + 1] = bar[:, 0].sum(0)
-            rows_bar = bar @ weights[k]  # d loss / d rows_in
-            if k == 0:
-                return (rows_bar[:, 0], *grads)
-            pre, sig, q, sq, bsq, slope = saved[7 * k - 6:7 * k]
-            a, beta, h_bar = pre[:, 0], inputs[3 * n + k - 1], rows_bar[:, 0]
-            r = (rows_bar[:, 1:] * pre[:, 1:]).sum(1)  # sum_j (d loss / d(dh/dx_j)) (da/dx_j)
-            curv = beta * sq * (2 + beta * a * (q - sig))  # phi''(a)
-            e = torch.addcmul(h_bar * bsq, r, curv)
-            bar = rows_bar * slope[:, None, :]
-            bar[:, 0] = torch.addcmul(e, h_bar, sig)  # h_bar phi'(a) + r phi''(a)
-            # d phi / d beta = (a / beta) bsq and d phi' / d beta = (a / beta) phi''
-            grads[3 * n + k - 1] = (a * e).sum() / beta
+    def backward(ctx, x_bar, logdet_bar):
+        n, per = ctx.n, ctx.per_block
+        saved = ctx.saved_tensors
+        betas, scale, layers = saved[0], saved[1], saved[2:2 + 3 * n]
+        weights = saved[2 + 3 * n:2 + 4 * n]
+        flat = saved[2 + 4 * n:]
+        records = [flat[i:i + per] for i in range(0, len(flat), per)]
+        K = len(records)
+        w_bar = [torch.empty_like(w) for w in weights]  # d loss / d (W / d)
+        b_bar = [torch.empty_like(b) for b in layers[1::3]]
+        w_bar_k, b_bar_k = [w.unbind(0) for w in w_bar], [b.unbind(0) for b in b_bar]
+        ws = [w.unbind(0) for w in weights]
+        beta_bar = [[None] * (n - 1) for _ in range(K)]
+        bt = betas.unbind(0)
+        if ctx.actnorm:
+            sc, total_bar = scale.unbind(0), logdet_bar.sum()
+            scale_bar, shift_bar = [None] * K, [None] * K
+        flip = None
+        for k in reversed(range(K)):
+            rec = records[k]
+            x_in, z, m, det = rec[0], rec[1], rec[-2], rec[-1]
+            # d log det(M) / dM = M^{-T}; in 2-D, M^{-T} = [[m11, -m10], [-m01, m00]] / det(M)
+            if det is not None:
+                if flip is None:
+                    flip = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=m.dtype, device=m.device)
+                t_bar = m.flip(1, 2) * flip * (logdet_bar / det)[:, None, None]
+            else:
+                t_bar = logdet_bar[:, None, None] * torch.linalg.inv(m).mT
+            a_bar = x_bar  # d loss / d g
+            beta_k = bt[k].unbind(0)
+            for l in reversed(range(n)):
+                if l == 0:
+                    h_in = z  # the first layer's tangents are its weights, summed over the batch
+                    torch.addmm(t_bar.sum(0), h_in.T, a_bar, out=w_bar_k[0][k].T)
+                else:
+                    h_in, t_in = rec[2 + 9 * (l - 1)], rec[3 + 9 * (l - 1)]
+                    torch.addmm(t_in.flatten(0, 1).T @ t_bar.flatten(0, 1), h_in.T, a_bar, out=w_bar_k[l][k].T)
+                torch.sum(a_bar, 0, out=b_bar_k[l][k])
+                h_bar = a_bar @ ws[l][k]  # d loss / d h_in
+                if l == 0:
+                    break
+                tangents_bar = t_bar @ ws[l][k]
+                _, _, tangent, a, sig, q, sq, bsq, slope = rec[2 + 9 * (l - 1):11 + 9 * (l - 1)]
+                beta = beta_k[l - 1]
+                r = (tangents_bar * tangent).sum(1)  # d loss / d phi'(a)
+                curv = beta * sq * (2 + beta * a * (q - sig))  # phi''(a)
+                e = torch.addcmul(h_bar * bsq, r, curv)
+                a_bar = torch.addcmul(e, h_bar, sig)  # h_bar phi'(a) + r phi''(a)
+                t_bar = tangents_bar * slope[:, None, :]
+                # d phi / d beta = (a / beta) bsq and d phi' / d beta = (a / beta) phi''
+                beta_bar[k][l - 1] = (a * e).sum() / beta
+            z_bar = x_bar + h_bar
+            if ctx.actnorm:
+                shift_bar[k] = z_bar.sum(0)
+                scale_bar[k] = (z_bar * x_in).sum(0) * sc[k] + total_bar  # d/d log_scale
+                x_bar = z_bar * sc[k]
+            else:
+                x_bar = z_bar
+        grads = []
+        for l in range(n):
+            W, d = layers[3 * l], layers[3 * l + 2]
+            grads += [w_bar[l] / d[:, None, None], b_bar[l], -(w_bar[l] * weights[l]).sum((1, 2)) / d]
+        beta_grad = torch.stack([torch.stack(row) for row in beta_bar])
+        if ctx.actnorm:
+            return (x_bar, torch.stack(scale_bar), torch.stack(shift_bar), beta_grad, *grads)
+        return (x_bar, None, None, beta_grad, *grads)
+
+
+def _exact_residual_stack(x, blocks, actnorms):
+    """``(out, log|det|)`` of ``actnorms[k]`` then ``blocks[k]`` for ``k = 0..K-1`` (``actnorms`` may be
+    ``None``) through :class:`_ResidualStack`: the parameters of all blocks stacked, their spectral norms
+    refined (in a training step) and computed in one batched operation per layer position."""
+    lins = list(zip(*(b.linears() for b in blocks)))  # per layer position, per block
+    refine = blocks[0].training and torch.is_grad_enabled()
+    layers = []
+    for l, layer in enumerate(lins):
+        W = torch.stack([m.weight for m in layer])
+        u, v = torch.stack([m.u for m in layer]), torch.stack([m.v for m in layer])
+        if refine:
+            with torch.no_grad():
+                u, v = _power_iteration(W.detach(), u, v, layer[0].n_power_iterations)
+            for m, m_u, m_v in zip(layer, u, v):
+                m.u, m.v = m_u, m_v
+        d = _spectral_scale(W, u, v, layer[0].coeff)
+        layers += [W, torch.stack([m.bias for m in layer]), d if l == 0 else 1.1 * d]  # LipSwish's 1 / 1.1 in d
+    raw = torch.stack([m.raw_beta for b in blocks for m in b.g if isinstance(m, LipSwish)])
+    betas = F.softplus(raw).view(len(blocks), -1)
+    if actnorms is None:
+        log_scale = shift = None
+    else:
+        log_scale, shift = torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms])
+    if not torch.is_grad_enabled():
+        return _ResidualStack.evaluate(x, log_scale, shift, betas, *layers)[:2]
+    return _ResidualStack.apply(x, log_scale, shift, betas, *layers)
 
 
 def power_series_log_det(
@@ -489,39 +580,28 @@ class ResidualBlock(nn.Module):
                     n_power_iterations=self.n_power_iterations, exact=self.exact, n_terms=self.n_terms,
                     n_probes=self.n_probes, max_iter=self.max_iter, tol=self.tol)
 
-    def fused_inputs(self, *, scales: list[torch.Tensor] | None = None,
-                     betas: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-        """The parameters of ``g`` as :class:`_MLPJacobian` takes them: per layer ``W, b`` and
-        ``d = max(1, sigma / coeff)`` (times 1.1 after a LipSwish), then the activations' ``beta``.
-
-        :class:`ResidualFlow` passes the ``scales`` and ``betas`` of all its blocks, computed at once."""
-        lin = [m for m in self.g if isinstance(m, SpectralLinear)]
-        scales = [m.scale() for m in lin] if scales is None else scales
-        betas = [F.softplus(m.raw_beta) for m in self.g if isinstance(m, LipSwish)] if betas is None else betas
-        out = []
-        for k, (m, sc) in enumerate(zip(lin, scales)):
-            out += [m.weight, m.bias, sc if k == 0 else 1.1 * sc]
-        return out + list(betas)
+    def linears(self) -> list[SpectralLinear]:
+        return [m for m in self.g if isinstance(m, SpectralLinear)]
 
     def g_and_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g(x) (B, D)`` and its Jacobian ``J[b, i, j] = d g_i / d x_j`` ``(B, D, D)``, carried
-        forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass."""
-        gx, Jt, _ = _MLPJacobian.apply(x, *self.fused_inputs())
+        forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass.
+        Differentiable by autograd (the training path, :meth:`forward`, has its own backward)."""
+        lin = self.linears()
+        weights = [(m.weight / (m.scale() if k == 0 else 1.1 * m.scale()))[None] for k, m in enumerate(lin)]
+        betas = torch.stack([F.softplus(m.raw_beta) for m in self.g if isinstance(m, LipSwish)])[None]
+        _, _, _, gx, Jt = _stack_forward(x, None, None, weights, [m.bias[None] for m in lin], betas, keep=False)
         return gx, Jt.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, *, inputs: list[torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = x + g(x)``, ``log det(I + J_g(x))``: ``(B, D) -> ((B, D), (B,))``.
 
-        In training the spectral norms are refined once per call (:meth:`SpectralLinear.power_iteration`),
-        unless the caller passes ``inputs`` (for the exact log-determinant), having refined them itself."""
-        if self.training and torch.is_grad_enabled() and inputs is None:
-            for m in self.g:
-                if isinstance(m, SpectralLinear):
-                    m.power_iteration()
+        In training the spectral norms are refined once per call (:meth:`SpectralLinear.power_iteration`)."""
         if self.exact:
-            gx, _, logdet = _MLPJacobian.apply(x, *(self.fused_inputs() if inputs is None else inputs))
-            return x + gx, logdet
+            return _exact_residual_stack(x, [self], None)
+        if self.training and torch.is_grad_enabled():
+            for m in self.linears():
+                m.power_iteration()
         grad_wanted = torch.is_grad_enabled()
         with torch.enable_grad():  # the series needs vector-Jacobian products even under no_grad
             x = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -551,8 +631,8 @@ class ResidualFlow(Flow):
     """``blocks`` :class:`ResidualBlock` s, each preceded by an :class:`ActNorm` when ``actnorm``; base ``N(0, I)``.
 
     The other keyword arguments go to every block. With the exact log-determinant the flow
-    computes the spectral norms of all its blocks at once (:meth:`_forward_kwargs`), and each
-    block's Jacobian goes through the hand-written backward of :class:`_MLPJacobian`.
+    sends all its actnorms and blocks through one :class:`_ResidualStack`, which computes their
+    spectral norms at once and has a hand-written backward.
     """
 
     def __init__(self, *, dim: int = 2, hidden: int = 64, blocks: int = 8, layers: int = 2, lipschitz: float = 0.9,
@@ -574,30 +654,13 @@ class ResidualFlow(Flow):
     def config(self) -> dict:
         return dict(self._block_kw, blocks=self.blocks, actnorm=self.actnorm)
 
-    def _forward_kwargs(self) -> list[dict]:
-        """With the exact log-determinant, every block's :meth:`ResidualBlock.fused_inputs`, computed
-        for all blocks at once: one stacked power iteration and spectral norm per layer, one softplus
-        for all the betas, instead of a dozen small operations per block."""
-        blocks = [t for t in self.transforms if isinstance(t, ResidualBlock)]
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, D) -> (z (B, D), log|det dz/dx| (B,))``; with the exact log-determinant all the
+        blocks and actnorms go through one :class:`_ResidualStack`."""
+        blocks = self.transforms[1::2] if self.actnorm else self.transforms
         if not blocks[0].exact:
-            return super()._forward_kwargs()
-        lins = list(zip(*([m for m in b.g if isinstance(m, SpectralLinear)] for b in blocks)))  # per layer, per block
-        acts = [m for b in blocks for m in b.g if isinstance(m, LipSwish)]
-        refine = blocks[0].training and torch.is_grad_enabled()
-        scales = []
-        for layer in lins:
-            W = torch.stack([m.weight for m in layer])
-            u, v = torch.stack([m.u for m in layer]), torch.stack([m.v for m in layer])
-            if refine:
-                with torch.no_grad():
-                    u, v = _power_iteration(W.detach(), u, v, layer[0].n_power_iterations)
-                for m, m_u, m_v in zip(layer, u, v):
-                    m.u, m.v = m_u, m_v
-            scales.append(_spectral_scale(W, u, v, layer[0].coeff).unbind())
-        betas = F.softplus(torch.stack([m.raw_beta for m in acts])).view(len(blocks), -1)
-        inputs = iter([b.fused_inputs(scales=[sc[i] for sc in scales], betas=list(betas[i]))
-                       for i, b in enumerate(blocks)])
-        return [{"inputs": next(inputs)} if isinstance(t, ResidualBlock) else {} for t in self.transforms]
+            return super().forward(x)
+        return _exact_residual_stack(self._check(x, "x"), list(blocks), list(self.transforms[0::2]) if self.actnorm else None)
 
 
 # ------------------------------------------------------------------ dequantised digits

@@ -26,7 +26,8 @@ from genbook.flows import (
     ResidualFlow,
     SpectralLinear,
     StandardNormal,
-    _MLPJacobian,
+    _ResidualStack,
+    _exact_residual_stack,
     coupling_masks,
     dequantize,
     power_series_log_det,
@@ -223,14 +224,28 @@ def test_spectral_normalisation_bounds_the_lipschitz_constant(strong):
     assert lip < 0.8 and (lip > 0.6 if strong else True)
 
 
+def _stack_inputs(blocks, actnorms):
+    """What :func:`_exact_residual_stack` hands :class:`_ResidualStack`, as fresh leaves for ``gradcheck``."""
+    layers = []
+    for k, layer in enumerate(zip(*(b.linears() for b in blocks))):
+        d = torch.stack([m.scale() for m in layer])
+        layers += [torch.stack([m.weight for m in layer]), torch.stack([m.bias for m in layer]), d if k == 0 else 1.1 * d]
+    betas = torch.stack([torch.nn.functional.softplus(m.raw_beta) for b in blocks for m in b.g if not isinstance(m, SpectralLinear)])
+    norm = [torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms])] if actnorms else [None, None]
+    leaf = lambda t: None if t is None else t.detach().clone().requires_grad_(True)  # noqa: E731
+    return [leaf(t) for t in norm] + [leaf(betas.view(len(blocks), -1))] + [leaf(t) for t in layers]
+
+
 @pytest.mark.parametrize("dim, hidden, layers", [(2, 5, 2), (3, 4, 1), (2, 3, 3)])
 def test_exact_block_matches_autograd_and_finite_differences(dim, hidden, layers):
-    """The exact residual block (``_MLPJacobian``, with one layer's spectral clamp inactive and the others
-    active): ``g``, ``J`` and the log-determinant against autograd and ``slogdet`` point by point, and its
-    hand-written backward, for all three outputs in every input (the point, weights, biases, divisors and
-    LipSwish betas), against finite differences."""
-    block = _randomise(ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0)
-    first = block.g[0]
+    """The exact residual blocks (:class:`_ResidualStack`, with one layer's spectral clamp inactive and the
+    others active): ``g``, ``J`` and the log-determinant against autograd and ``slogdet`` point by point,
+    and the hand-written backward of two blocks with actnorms, and of one without, for both outputs in
+    every input (the point, actnorm scales and shifts, weights, biases, divisors and LipSwish betas),
+    against finite differences."""
+    blocks = [_randomise(ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0,
+                         seed=k) for k in range(2)]
+    block, first = blocks[0], blocks[0].g[0]
     with torch.no_grad():
         first.weight.mul_(1e-3)  # sigma < coeff: the scale is clamped at 1
         first.power_iteration(100)
@@ -242,8 +257,10 @@ def test_exact_block_matches_autograd_and_finite_differences(dim, hidden, layers
     z, logdet = block(x)
     torch.testing.assert_close(z, x + g)
     torch.testing.assert_close(logdet, _brute_logdet(lambda v: block(v)[0], x))
-    inputs = [t.detach().requires_grad_(True) for t in block.fused_inputs()]
-    assert torch.autograd.gradcheck(_MLPJacobian.apply, (x[:4].requires_grad_(True), *inputs))
+    actnorms = [_randomise(ActNorm(dim=dim), scale=0.5, seed=k) for k in range(2)]
+    x = x[:4].requires_grad_(True)
+    assert torch.autograd.gradcheck(_ResidualStack.apply, (x, *_stack_inputs(blocks, actnorms)))
+    assert torch.autograd.gradcheck(_ResidualStack.apply, (x, *_stack_inputs(blocks[1:], None)))
 
 
 def test_exact_log_det_gradients_match_autograd_through_the_layers():
