@@ -412,3 +412,76 @@ def test_bad_optimizer_schedule_or_momentum_raise(kwargs, word):
     with pytest.raises(ValueError, match=word):
         fit(model, torch.randn(10, dtype=torch.float64), steps=1, progress=False, **kwargs)
     assert model.mu.item() == 0.5  # raised before training
+
+
+# ---------------------------------------------------------------- fit_in_background
+def test_fit_in_background_trains_the_model_as_fit_would():
+    """Same random state, one thread each: the other process's parameters and losses equal an ordinary fit's."""
+    from genbook.flows import RealNVP
+
+    x = torch.randn(600, 2, generator=torch.Generator().manual_seed(0))
+    genbook.seed(3)
+    here, there = RealNVP(dim=2, hidden=8, couplings=2), RealNVP(dim=2, hidden=8, couplings=2)
+    there.load_state_dict(here.state_dict())
+    kwargs = dict(steps=30, batch_size=64, lr=1e-2, schedule="linear")
+    state = torch.get_rng_state()
+    job = genbook.fit_in_background(there, x, **kwargs)
+    with pytest.raises(TimeoutError, match="still running"):
+        job.result(timeout=1e-3)  # the child is still importing torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.set_rng_state(state)
+        expected = fit(here, x, progress=False, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    hist = job.result()
+    assert job.done() and hist.steps == 30 and hist.train_loss == expected.train_loss
+    for (name, a), b in zip(there.state_dict().items(), here.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not there.training
+
+
+def test_fit_in_background_raises_the_childs_error_here():
+    from genbook.flows import RealNVP
+
+    job = genbook.fit_in_background(RealNVP(dim=2, hidden=4, couplings=2), torch.randn(20, 3), steps=2)
+    with pytest.raises(ValueError, match="x"):  # the flow's check of its input, raised in the child
+        job.result()
+
+
+def test_fit_in_background_says_when_the_child_cannot_load_the_model(tmp_path, monkeypatch):
+    (tmp_path / "only_here.py").write_text(
+        "import torch\n"
+        "class Point(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.p = torch.nn.Parameter(torch.zeros(1))\n"
+        "    def loss(self, x):\n"
+        "        return ((x - self.p) ** 2).mean()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable here, not in the child
+    from only_here import Point
+
+    job = genbook.fit_in_background(Point(), torch.randn(10), steps=1)
+    with pytest.raises(RuntimeError, match="(?s)died.*only_here"):
+        job.result()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(generator=torch.Generator()), "generator"),
+    (dict(callback=print), "callback"),
+    (dict(threads=0), "threads must be a positive int"),
+    (dict(train=[1.0]), "train must be a tensor"),
+])
+def test_fit_in_background_refuses_what_cannot_work(kwargs, match):
+    train = kwargs.pop("train", torch.randn(10))
+    with pytest.raises((ValueError, TypeError), match=match):
+        genbook.fit_in_background(Mean(), train, steps=1, **kwargs)
+
+
+def test_fit_in_background_needs_a_picklable_model():
+    class Local(Mean):
+        pass
+
+    with pytest.raises(TypeError, match="must be picklable"):
+        genbook.fit_in_background(Local(), torch.randn(10), steps=1)
