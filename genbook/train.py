@@ -214,6 +214,8 @@ class BackgroundFit:
 
     def __init__(self, model: nn.Module, proc, folder: str):
         self.model, self._proc, self._folder = model, proc, folder
+        self._history: History | None = None
+        self._error: BaseException | None = None
 
     def done(self) -> bool:
         return self._proc.poll() is not None
@@ -225,6 +227,10 @@ class BackgroundFit:
         import shutil
         import subprocess
 
+        if self._history is not None:  # already loaded
+            return self._history
+        if self._error is not None:
+            raise self._error
         try:
             _, err = self._proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -233,16 +239,19 @@ class BackgroundFit:
         try:
             if not os.path.exists(out):
                 tail = err.decode(errors="replace").strip().splitlines()[-20:]
-                raise RuntimeError("the background fit's process died (exit code "
-                                   f"{self._proc.returncode}) before it finished:\n" + "\n".join(tail))
+                self._error = RuntimeError("the background fit's process died (exit code "
+                                           f"{self._proc.returncode}) before it finished:\n" + "\n".join(tail))
+                raise self._error
             res = torch.load(out, weights_only=False)
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)
         if "error" in res:
-            raise res["error"]
+            self._error = res["error"]
+            raise self._error
         self.model.load_state_dict(res["state"])
         self.model.eval()
-        return res["history"]
+        self._history = res["history"]
+        return self._history
 
 
 def fit_in_background(model: nn.Module, train: Batch, *, threads: int = 1, **kwargs) -> BackgroundFit:

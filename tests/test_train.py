@@ -437,6 +437,7 @@ def test_fit_in_background_trains_the_model_as_fit_would():
         torch.set_num_threads(threads)
     hist = job.result()
     assert job.done() and hist.steps == 30 and hist.train_loss == expected.train_loss
+    assert job.result() is hist  # a second call returns the same history
     for (name, a), b in zip(there.state_dict().items(), here.state_dict().values()):
         assert torch.equal(a, b), name
     assert not there.training
@@ -446,8 +447,9 @@ def test_fit_in_background_raises_the_childs_error_here():
     from genbook.flows import RealNVP
 
     job = genbook.fit_in_background(RealNVP(dim=2, hidden=4, couplings=2), torch.randn(20, 3), steps=2)
-    with pytest.raises(ValueError, match="x"):  # the flow's check of its input, raised in the child
-        job.result()
+    for _ in range(2):  # and again on a second call
+        with pytest.raises(ValueError, match="x"):  # the flow's check of its input, raised in the child
+            job.result()
 
 
 def test_fit_in_background_says_when_the_child_cannot_load_the_model(tmp_path, monkeypatch):
