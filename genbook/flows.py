@@ -583,6 +583,17 @@ class ResidualBlock(nn.Module):
     def linears(self) -> list[SpectralLinear]:
         return [m for m in self.g if isinstance(m, SpectralLinear)]
 
+    @torch.no_grad()
+    def lipschitz_bound(self) -> float:
+        """``prod_l ||W_l / d_l||_2`` with exact spectral norms (LipSwish is 1-Lipschitz): an upper
+        bound on ``Lip(g)``. It is ``lipschitz`` or less when the power-iteration estimates have
+        caught up with the weights; in training they lag by up to a step, and the bound can pass
+        ``lipschitz`` (the block stays invertible while it is below 1)."""
+        bound = 1.0
+        for m in self.linears():
+            bound *= torch.linalg.matrix_norm(m.normalised_weight(), ord=2).item()
+        return bound
+
     def g_and_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g(x) (B, D)`` and its Jacobian ``J[b, i, j] = d g_i / d x_j`` ``(B, D, D)``, carried
         forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass.

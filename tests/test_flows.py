@@ -313,6 +313,20 @@ def test_flow_refines_every_blocks_spectral_norm_once_per_training_step():
     assert all(torch.equal(m.u, u) for m, u in zip(layers, after_step))
 
 
+def test_lipschitz_bound_is_the_product_of_exact_spectral_norms_and_bounds_the_jacobian():
+    block = _randomise(ResidualBlock(dim=2, hidden=8, layers=2, lipschitz=0.8), scale=2.0)
+    expected = math.prod(float(torch.linalg.svdvals(m.normalised_weight().detach()).max()) for m in block.linears())
+    assert block.lipschitz_bound() == pytest.approx(expected, rel=1e-12)
+    assert 0.79 < block.lipschitz_bound() <= 0.8 * (1 + 1e-6)  # power iteration has converged here
+    _, J = block.g_and_jacobian(_points(500, 2, scale=3.0))
+    assert torch.linalg.matrix_norm(J, ord=2).max() <= block.lipschitz_bound()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in block.linears():  # a new direction: the stored vectors now underestimate sigma
+            m.weight.add_(3.0 * torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype))
+    assert block.lipschitz_bound() > 0.8 * 1.05
+
+
 def test_spectral_linear_power_iteration_finds_the_top_singular_value():
     layer = SpectralLinear(6, 5, coeff=0.5).double()
     sigma = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
