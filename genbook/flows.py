@@ -318,16 +318,20 @@ class LipSwish(nn.Module):
         return x * torch.sigmoid(F.softplus(self.raw_beta) * x) / 1.1
 
 
-def _stack_forward(x, scale, shift, weights, biases, betas, *, keep: bool):
-    """``K`` exact residual blocks in a row, each after an actnorm when ``scale`` is given.
+def _stack_forward(x, log_scale, shift, betas, layers, *, keep: bool):
+    """``K`` exact residual blocks in a row, each after an actnorm when ``log_scale`` is given; the
+    inputs are :class:`_ResidualStack`'s.
 
-    ``weights[l] (K, out, in)`` (already divided by their ``d``), ``biases[l] (K, out)``, ``betas (K, n - 1)``,
-    ``scale, shift (K, D)``. Per sample the stack carries the activations ``h`` and their tangents
-    ``T[j] = dh/dz_j`` through a block's layers. Returns the output ``(B, D)``, each block's
-    ``log det(I + J) (K, B)``, what the backward pass needs (when ``keep``) and the last block's
-    ``g`` and ``Jt`` (``Jt[b, j, i] = d g_i / d z_j``)."""
+    Per sample the stack carries the activations ``h`` and their tangents ``T[j] = dh/dz_j`` through
+    a block's layers. Returns the output ``(B, D)``, the summed ``log|det|`` ``(B,)`` of all actnorms
+    and blocks, what the backward pass needs (``records`` per block when ``keep``, the weights
+    ``W / d`` and the actnorm scales), and the last block's ``g`` and ``Jt`` (``Jt[b, j, i] = d g_i / d z_j``)."""
     B, D = x.shape
-    K, n = weights[0].shape[0], len(weights)
+    n = len(layers) // 3
+    weights = [layers[3 * l] / layers[3 * l + 2][:, None, None] for l in range(n)]
+    biases = layers[1::3]
+    scale = log_scale.exp() if log_scale is not None else None
+    K = weights[0].shape[0]
     # per layer, per block: (in, out); the first contiguous, or the tangents it broadcasts into would be
     # laid out transposed and every later product with them would copy and batch them
     wt = [(w.mT.contiguous() if l == 0 else w.mT).unbind(0) for l, w in enumerate(weights)]
@@ -365,13 +369,17 @@ def _stack_forward(x, scale, shift, weights, biases, betas, *, keep: bool):
         if keep:
             records.append(rec + [m, det])
         x = z + a
-    return x, torch.stack(logdets), records, a, tangent
+    logdet = torch.stack(logdets).sum(0)
+    if log_scale is not None:
+        logdet = logdet + log_scale.sum()
+    return x, logdet, records, weights, scale, a, tangent
 
 
 class _ResidualStack(torch.autograd.Function):
     """A row of exact residual blocks (each after an optional actnorm) with a hand-written backward.
 
-    The forward pass is :func:`_stack_forward`. The backward runs through the blocks and their
+    The forward pass is :func:`_stack_forward`, which without gradients runs alone, keeping only one
+    block's intermediate tensors alive at a time. The backward runs through the blocks and their
     layers in reverse; because the tangents depend on the pre-activations through the slopes
     ``phi'``, it needs LipSwish's second derivative ``phi''`` too. A 2-D flow's training step costs
     what PyTorch spends launching its operations, not their arithmetic; this Function launches
@@ -389,23 +397,10 @@ class _ResidualStack(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, log_scale, shift, betas, *layers):
-        out, logdet, records, weights, scale = _ResidualStack.evaluate(x, log_scale, shift, betas, *layers, keep=True)
+        out, logdet, records, weights, scale, _, _ = _stack_forward(x, log_scale, shift, betas, layers, keep=True)
         ctx.n, ctx.actnorm, ctx.per_block = len(weights), log_scale is not None, len(records[0])
         ctx.save_for_backward(betas, scale, *layers, *weights, *(t for rec in records for t in rec))
         return out, logdet
-
-    @staticmethod
-    def evaluate(x, log_scale, shift, betas, *layers, keep=False):
-        """The forward pass, also used without the Function when no gradient is wanted, which keeps
-        only one block's intermediate tensors alive at a time."""
-        n = len(layers) // 3
-        weights = [layers[3 * l] / layers[3 * l + 2][:, None, None] for l in range(n)]
-        scale = log_scale.exp() if log_scale is not None else None
-        out, logdets, records, _, _ = _stack_forward(x, scale, shift, weights, layers[1::3], betas, keep=keep)
-        logdet = logdets.sum(0)
-        if log_scale is not None:
-            logdet = logdet + log_scale.sum()
-        return out, logdet, records, weights, scale
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -469,7 +464,7 @@ class _ResidualStack(torch.autograd.Function):
                 x_bar = z_bar
         grads = []
         for l in range(n):
-            W, d = layers[3 * l], layers[3 * l + 2]
+            d = layers[3 * l + 2]
             grads += [w_bar[l] / d[:, None, None], b_bar[l], -(w_bar[l] * weights[l]).sum((1, 2)) / d]
         beta_grad = torch.stack([torch.stack(row) for row in beta_bar])
         if ctx.actnorm:
@@ -477,12 +472,11 @@ class _ResidualStack(torch.autograd.Function):
         return (x_bar, None, None, beta_grad, *grads)
 
 
-def _exact_residual_stack(x, blocks, actnorms):
-    """``(out, log|det|)`` of ``actnorms[k]`` then ``blocks[k]`` for ``k = 0..K-1`` (``actnorms`` may be
-    ``None``) through :class:`_ResidualStack`: the parameters of all blocks stacked, their spectral norms
-    refined (in a training step) and computed in one batched operation per layer position."""
+def _stacked_inputs(blocks, actnorms, *, refine: bool) -> list:
+    """:class:`_ResidualStack`'s inputs after ``x`` for ``actnorms[k]`` then ``blocks[k]``, ``k = 0..K-1``
+    (``actnorms`` may be ``None``): the parameters of all blocks stacked, their spectral norms refined
+    first when ``refine`` (a training step) and computed in one batched operation per layer position."""
     lins = list(zip(*(b.linears() for b in blocks)))  # per layer position, per block
-    refine = blocks[0].training and torch.is_grad_enabled()
     layers = []
     for l, layer in enumerate(lins):
         W = torch.stack([m.weight for m in layer])
@@ -497,12 +491,17 @@ def _exact_residual_stack(x, blocks, actnorms):
     raw = torch.stack([m.raw_beta for b in blocks for m in b.g if isinstance(m, LipSwish)])
     betas = F.softplus(raw).view(len(blocks), -1)
     if actnorms is None:
-        log_scale = shift = None
-    else:
-        log_scale, shift = torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms])
+        return [None, None, betas, *layers]
+    return [torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms]), betas, *layers]
+
+
+def _exact_residual_stack(x, blocks, actnorms):
+    """``(out, log|det|)`` of ``actnorms[k]`` then ``blocks[k]`` for ``k = 0..K-1`` (``actnorms`` may be
+    ``None``) through :class:`_ResidualStack`, or through :func:`_stack_forward` alone without gradients."""
     if not torch.is_grad_enabled():
-        return _ResidualStack.evaluate(x, log_scale, shift, betas, *layers)[:2]
-    return _ResidualStack.apply(x, log_scale, shift, betas, *layers)
+        log_scale, shift, betas, *layers = _stacked_inputs(blocks, actnorms, refine=False)
+        return _stack_forward(x, log_scale, shift, betas, layers, keep=False)[:2]
+    return _ResidualStack.apply(x, *_stacked_inputs(blocks, actnorms, refine=blocks[0].training))
 
 
 def power_series_log_det(
@@ -598,10 +597,8 @@ class ResidualBlock(nn.Module):
         """``g(x) (B, D)`` and its Jacobian ``J[b, i, j] = d g_i / d x_j`` ``(B, D, D)``, carried
         forward through the layers (``J <- W J`` and ``J <- diag(act') J``): exact, one pass.
         Differentiable by autograd (the training path, :meth:`forward`, has its own backward)."""
-        lin = self.linears()
-        weights = [(m.weight / (m.scale() if k == 0 else 1.1 * m.scale()))[None] for k, m in enumerate(lin)]
-        betas = torch.stack([F.softplus(m.raw_beta) for m in self.g if isinstance(m, LipSwish)])[None]
-        _, _, _, gx, Jt = _stack_forward(x, None, None, weights, [m.bias[None] for m in lin], betas, keep=False)
+        _, _, betas, *layers = _stacked_inputs([self], None, refine=False)
+        gx, Jt = _stack_forward(x, None, None, betas, layers, keep=False)[-2:]
         return gx, Jt.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from genbook.flows import (
     SpectralLinear,
     StandardNormal,
     _ResidualStack,
-    _exact_residual_stack,
+    _stacked_inputs,
     coupling_masks,
     dequantize,
     power_series_log_det,
@@ -226,14 +226,8 @@ def test_spectral_normalisation_bounds_the_lipschitz_constant(strong):
 
 def _stack_inputs(blocks, actnorms):
     """What :func:`_exact_residual_stack` hands :class:`_ResidualStack`, as fresh leaves for ``gradcheck``."""
-    layers = []
-    for k, layer in enumerate(zip(*(b.linears() for b in blocks))):
-        d = torch.stack([m.scale() for m in layer])
-        layers += [torch.stack([m.weight for m in layer]), torch.stack([m.bias for m in layer]), d if k == 0 else 1.1 * d]
-    betas = torch.stack([torch.nn.functional.softplus(m.raw_beta) for b in blocks for m in b.g if not isinstance(m, SpectralLinear)])
-    norm = [torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms])] if actnorms else [None, None]
-    leaf = lambda t: None if t is None else t.detach().clone().requires_grad_(True)  # noqa: E731
-    return [leaf(t) for t in norm] + [leaf(betas.view(len(blocks), -1))] + [leaf(t) for t in layers]
+    return [None if t is None else t.detach().clone().requires_grad_(True)
+            for t in _stacked_inputs(blocks, actnorms, refine=False)]
 
 
 @pytest.mark.parametrize("dim, hidden, layers", [(2, 5, 2), (3, 4, 1), (2, 3, 3)])
