@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 import math
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,7 +210,6 @@ def fit(
     return hist
 
 
-
 # ---------------------------------------------------------------- training in a second process
 class BackgroundFit:
     """A :func:`fit` running in another process; :meth:`result` waits for it, loads the trained
@@ -224,21 +227,19 @@ class BackgroundFit:
         """Wait until training ends (at most ``timeout`` seconds, else ``TimeoutError``), then
         load its parameters into the model and return its history. An error raised by ``fit`` in
         the other process is raised here."""
-        import shutil
-        import subprocess
-
         if self._history is not None:  # already loaded
             return self._history
         if self._error is not None:
             raise self._error
         try:
-            _, err = self._proc.communicate(timeout=timeout)
+            self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"the background fit is still running after {timeout} s") from None
         out = os.path.join(self._folder, "result.pt")
         try:
             if not os.path.exists(out):
-                tail = err.decode(errors="replace").strip().splitlines()[-20:]
+                with open(os.path.join(self._folder, "stderr.txt"), errors="replace") as f:
+                    tail = f.read().strip().splitlines()[-20:]
                 self._error = RuntimeError("the background fit's process died (exit code "
                                            f"{self._proc.returncode}) before it finished:\n" + "\n".join(tail))
                 raise self._error
@@ -266,11 +267,6 @@ def fit_in_background(model: nn.Module, train: Batch, *, threads: int = 1, **kwa
     ``genbook`` model is). ``generator`` and ``callback`` are refused: they would act in the
     other process, not this one.
     """
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-
     for name in ("generator", "callback"):
         if kwargs.get(name) is not None:
             raise ValueError(f"fit_in_background does not take {name}: it would act in the other process")
@@ -288,6 +284,9 @@ def fit_in_background(model: nn.Module, train: Batch, *, threads: int = 1, **kwa
                         f"be picklable to reach the other process, and this failed: {e}") from e
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # genbook importable in the child
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    proc = subprocess.Popen([sys.executable, "-m", "genbook._background", folder], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the child's stderr goes to a file, not a pipe: a pipe nobody reads until result() would fill
+    # and stall the child
+    with open(os.path.join(folder, "stderr.txt"), "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "genbook._background", folder], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     return BackgroundFit(model, proc, folder)
