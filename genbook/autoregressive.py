@@ -293,7 +293,7 @@ class CausalConv1d(nn.Module):
 
 
 class ConvARM(_Autoregressive):
-    """An autoregressive model of stacked causal convolutions (eq. ``eq-conv-arm``).
+    """An autoregressive model of stacked causal convolutions (eqs. ``eq-causal-conv`` and ``eq-ar-likelihood``).
 
     Each level is embedded as a ``channels``-vector; the first causal layer excludes the
     current position, so after it position ``d`` depends on ``x_<d`` only, and a learned

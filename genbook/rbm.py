@@ -157,7 +157,7 @@ class RBM(nn.Module):
 
     # -- exact quantities by enumeration
     def log_partition(self, *, chunk: int = 2**16) -> torch.Tensor:
-        """Exact ``log Z`` (0-dim tensor) by enumerating the smaller layer (eq. ``eq-rbm-logz``).
+        """Exact ``log Z`` (0-dim tensor) by enumerating the smaller layer (eqs. ``eq-rbm-joint``, ``eq-rbm-free-energy``).
 
         Differentiable. Raises when the smaller layer has more than ``MAX_ENUMERATION`` units.
         """
