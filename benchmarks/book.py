@@ -1,18 +1,29 @@
-"""``book/<stem>/seconds``: wall time to execute each chapter's notebook from a fresh kernel.
+"""Chapter execution times, raw and in calibrated units.
 
-Every chapter listed in ``_toc.yml`` is read with myst-nb's MyST reader and executed with
-nbclient, as the book build does, but without the cache, so the time is always measured.
+- ``book/<stem>/seconds``: wall time to execute each chapter's notebook from a fresh kernel.
+  Every chapter listed in ``_toc.yml`` is read with myst-nb's MyST reader and executed with
+  nbclient, as the book build does, but without the cache, so the time is always measured.
+- ``bench/calibration_seconds``: the median of the fixed workload of
+  ``benchmarks.calibration``, timed before every chapter and after the last one.
+- ``book/<stem>/calibrated``: the chapter's seconds divided by the mean of the two
+  calibrations timed just before and just after it. This machine's speed drifts by up to 2x
+  within a session; a slowdown of the whole machine divides out of this ratio, so compare
+  these between runs, not raw seconds. The README states the chapter budget (150 s on a
+  quiet 2-core machine) in these units.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from pathlib import Path
 
 import yaml
 from myst_nb.core.read import read_myst_markdown_notebook
 from nbclient import NotebookClient
+
+from .calibration import calibration_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,11 +47,16 @@ def execute(path: Path) -> float:
 
 def run() -> dict[str, float]:
     out = {}
+    calibrations = [calibration_seconds()]
     for path in chapters():
         text = path.read_text()
         if "code-cell" not in text:
             continue
         seconds = execute(path)
+        calibrations.append(calibration_seconds())
+        beside = (calibrations[-2] + calibrations[-1]) / 2
         out[f"book/{path.stem}/seconds"] = round(seconds, 2)
-        print(f"  {path.stem}: {seconds:.1f} s", flush=True)
+        out[f"book/{path.stem}/calibrated"] = round(seconds / beside, 2)
+        print(f"  {path.stem}: {seconds:.1f} s = {seconds / beside:.1f} calibrations of {beside:.2f} s", flush=True)
+    out["bench/calibration_seconds"] = round(statistics.median(calibrations), 3)
     return out
