@@ -148,12 +148,19 @@ class IndependentMetropolisHastings:
     """Metropolis-Hastings with a proposal that ignores the current point: ``a* ~ q`` (eq. ``eq-mh-acceptance``).
 
     ``q`` is a ``torch.distributions`` object with ``event_shape (D,)``. The proposal is
-    not symmetric, so the acceptance keeps the ratio ``q(a) / q(a*)``; leaving it out
-    (as if the proposal were symmetric) samples ``p * q`` instead of ``p``.
+    not symmetric, so the acceptance keeps the ratio ``q(a) / q(a*)``.
+
+    ``hastings=False`` builds the wrong chain on purpose, for teaching: it leaves the
+    ratio of proposal densities out, as if the proposal were symmetric, and so samples the
+    density proportional to ``p~ * q`` instead of ``p`` (detailed balance with
+    ``min(1, f(a*)/f(a))`` and an independent proposal holds for ``pi ~ f q``).
     """
 
-    def __init__(self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None):
-        self.log_prob, self.proposal, self.generator = log_prob, proposal, generator
+    def __init__(self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None,
+                 hastings: bool = True):
+        if not isinstance(hastings, bool):
+            raise ValueError(f"hastings must be True or False, got {hastings!r}")
+        self.log_prob, self.proposal, self.generator, self.hastings = log_prob, proposal, generator, hastings
 
     def init(self, x0: torch.Tensor) -> State:
         return _init_state(self.log_prob, self.generator, x0)
@@ -164,7 +171,9 @@ class IndependentMetropolisHastings:
         # an independent proposal has q(a -> a*) = q(a*) and q(a* -> a) = q(a)
         log_q_forward = self.proposal.log_prob(x_new)
         log_q_backward = self.proposal.log_prob(state.x)
-        log_alpha = proposal.log_p - state.log_p + log_q_backward - log_q_forward
+        log_alpha = proposal.log_p - state.log_p
+        if self.hastings:
+            log_alpha = log_alpha + log_q_backward - log_q_forward
         return _accept(state, proposal, log_alpha, self.generator)
 
     def _draw(self, n: int, like: torch.Tensor) -> torch.Tensor:

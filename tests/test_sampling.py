@@ -796,3 +796,28 @@ def test_gaussian_target_matches_torch_multivariate_normal(diagonal):
     x = torch.randn(7, D, generator=g, dtype=torch.float64) * 3
     expected = MultivariateNormal(mean, covariance_matrix=cov).log_prob(x)
     assert torch.allclose(sampling.gaussian_target(mean, cov)(x), expected, atol=1e-10)
+
+
+def test_imh_without_hastings_term_samples_p_times_q():
+    # hastings=False drops q(a)/q(a*): the chain samples p~ q, here N(0, 1) N(1, 4) ~ N(1/5, 4/5), not N(0, 1).
+    gen = torch.Generator().manual_seed(5)
+    q = torch.distributions.Independent(
+        torch.distributions.Normal(torch.ones(1, dtype=F64), 2 * torch.ones(1, dtype=F64)), 1)
+    log_prob = lambda x: -0.5 * (x**2).sum(1)  # noqa: E731
+    x0 = torch.zeros(4000, 1, dtype=F64)
+    wrong = run(IndependentMetropolisHastings(log_prob, q, generator=gen, hastings=False), x0, 300, burn_in=100)
+    right = run(IndependentMetropolisHastings(log_prob, q, generator=gen), x0, 300, burn_in=100)
+    n_eff = float(wrong.ess[0])
+    _assert_within_mc("mean without Hastings", wrong.samples.mean(), 0.2, 0.8, n_eff)
+    _assert_within_mc("variance without Hastings", wrong.samples.var(), 0.8, 2 * 0.8**2, n_eff)
+    _assert_within_mc("mean with Hastings", right.samples.mean(), 0.0, 1.0, float(right.ess[0]))
+    with pytest.raises(ValueError, match="hastings"):
+        IndependentMetropolisHastings(log_prob, q, hastings="no")
+
+
+def test_imh_without_hastings_log_alpha_is_the_target_ratio(gen):
+    q = MultivariateNormal(torch.tensor([0.3, -0.5], dtype=F64), covariance_matrix=torch.diag(torch.tensor([4.0, 0.5], dtype=F64)))
+    kernel = IndependentMetropolisHastings(_aniso_log_prob, q, hastings=False)
+    x0, _, new, info, moved = _one_step(kernel, 20_000, gen)
+    expected = (_aniso_log_prob(new.x) - _aniso_log_prob(x0)).clamp(max=0)
+    assert torch.allclose(info.log_alpha[moved], expected[moved], atol=1e-10)
