@@ -235,7 +235,10 @@ class Langevin(_LangevinKernel):
     """Unadjusted Langevin algorithm: ``x <- x + eta grad log p(x) + sqrt(2 eta) eps`` (eq. ``eq-langevin``).
 
     Every step is taken (no accept/reject), so the chain samples a distribution that
-    differs from ``p`` by O(eta); :class:`MALA` removes that bias.
+    differs from ``p`` by O(eta); :class:`MALA` removes that bias. The chain is not built
+    on detailed balance: it discretises a diffusion whose stationary density is ``p``.
+    Its ``Info`` marks every move accepted, so ``run`` reports an acceptance rate of 1:
+    that says there is no accept step, it is not a measured rate.
     """
 
     def step(self, state: State) -> tuple[State, Info]:
