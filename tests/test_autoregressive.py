@@ -774,3 +774,37 @@ def test_backoff_beats_uniform_prior_on_held_out_text():
 def test_bad_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be 'uniform' or 'backoff', got 'laplace'"):
         MarkovChain(levels=3, order=1, prior="laplace")
+
+
+
+# ------------------------------------------------------------ the anchor's design (benchmarks/anchor_arm.py)
+def test_anchor_arm_is_causal_normalised_and_sized_as_designed():
+    from benchmarks.anchor_arm import AnchorARM
+
+    torch.manual_seed(0)
+    model = AnchorARM(levels=5, channels=8).eval()
+    x = torch.randint(0, 5, (3, 64))
+    logp = model.conditionals(x)  # (B, D, K)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(3, 64), atol=1e-5)
+    assert torch.allclose(model.log_prob(x), logp.gather(2, x[:, :, None]).squeeze(2).sum(1))
+    for d in (0, 10, 40, 63):  # x_d moves no conditional at positions <= d, and the next one does
+        y = x.clone()
+        y[:, d] = (y[:, d] + 1) % 5
+        other = model.conditionals(y)
+        assert torch.equal(logp[:, : d + 1], other[:, : d + 1])
+        if d < 63:
+            assert not torch.allclose(logp[:, d + 1], other[:, d + 1])
+    # four convolutions of kernel 7: 1 -> C -> C -> C -> K channels, with biases
+    c, k = 256, 17
+    full = AnchorARM()
+    assert sum(p.numel() for p in full.parameters()) == 7 * (c + 2 * c * c + c * k) + 3 * c + k
+
+
+def test_anchor_run_returns_finite_measurements():
+    from benchmarks.anchor_arm import run_anchor
+
+    got = run_anchor(seed=0, device=torch.device("cpu"), max_epochs=1)
+    assert set(got) == {"test_nll_nats", "val_nll_nats", "epochs", "best_epoch", "train_images_per_s"}
+    assert all(math.isfinite(v) for v in got.values())
+    assert got["epochs"] == got["best_epoch"] == 1
+    assert 0 < got["val_nll_nats"] < 64 * math.log(17) + 50 and got["train_images_per_s"] > 0
