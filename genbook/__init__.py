@@ -11,7 +11,7 @@ The core contract (see the book's introduction):
 from . import data, metrics
 from ._device import device, seed
 from .io import load, save
-from .train import BackgroundFit, History, evaluate, fit, fit_in_background
+from .train import History, evaluate, fit
 
 __version__ = "0.1.0"
-__all__ = ["data", "metrics", "device", "seed", "fit", "fit_in_background", "BackgroundFit", "evaluate", "History", "save", "load", "__version__"]
+__all__ = ["data", "metrics", "device", "seed", "fit", "evaluate", "History", "save", "load", "__version__"]

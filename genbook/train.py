@@ -5,10 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,85 +204,3 @@ def fit(
     hist.seconds = time.perf_counter() - t0
     hist.examples_per_second = seen / hist.seconds if hist.seconds > 0 else float("nan")
     return hist
-
-
-# ---------------------------------------------------------------- training in a second process
-class BackgroundFit:
-    """A :func:`fit` running in another process; :meth:`result` waits for it, loads the trained
-    parameters into the model it was given and returns the :class:`History`."""
-
-    def __init__(self, model: nn.Module, proc, folder: str):
-        self.model, self._proc, self._folder = model, proc, folder
-        self._history: History | None = None
-        self._error: BaseException | None = None
-
-    def done(self) -> bool:
-        return self._proc.poll() is not None
-
-    def result(self, timeout: float | None = None) -> History:
-        """Wait until training ends (at most ``timeout`` seconds, else ``TimeoutError``), then
-        load its parameters into the model and return its history. An error raised by ``fit`` in
-        the other process is raised here."""
-        if self._history is not None:  # already loaded
-            return self._history
-        if self._error is not None:
-            raise self._error
-        try:
-            self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"the background fit is still running after {timeout} s") from None
-        out = os.path.join(self._folder, "result.pt")
-        try:
-            if not os.path.exists(out):
-                with open(os.path.join(self._folder, "stderr.txt"), errors="replace") as f:
-                    tail = f.read().strip().splitlines()[-20:]
-                self._error = RuntimeError("the background fit's process died (exit code "
-                                           f"{self._proc.returncode}) before it finished:\n" + "\n".join(tail))
-                raise self._error
-            res = torch.load(out, weights_only=False)
-        finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
-        if "error" in res:
-            self._error = res["error"]
-            raise self._error
-        self.model.load_state_dict(res["state"])
-        self.model.eval()
-        self._history = res["history"]
-        return self._history
-
-
-def fit_in_background(model: nn.Module, train: Batch, *, threads: int = 1, **kwargs) -> BackgroundFit:
-    """Start ``fit(model, train, **kwargs)`` in a separate Python process and return at once.
-
-    A small model's training step keeps one core busy launching operations, so on a machine
-    with two or more cores a long fit can run beside the rest of a chapter. The child starts
-    from this process's torch random state, so it draws the batches ``fit`` would have drawn
-    here, and uses ``threads`` torch threads (default one, leaving the other cores to this
-    process). ``model`` keeps its initial parameters until :meth:`BackgroundFit.result` loads
-    the trained ones. The model is sent by pickling, so its class must be importable (any
-    ``genbook`` model is). ``generator`` and ``callback`` are refused: they would act in the
-    other process, not this one.
-    """
-    for name in ("generator", "callback"):
-        if kwargs.get(name) is not None:
-            raise ValueError(f"fit_in_background does not take {name}: it would act in the other process")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
-    _as_tuple(train, "train")  # bad data fails here, not in the child
-    kwargs.setdefault("progress", False)
-    folder = tempfile.mkdtemp(prefix="genbook-fit-")
-    job = dict(model=model, train=train, rng_state=torch.get_rng_state(), threads=threads, kwargs=kwargs)
-    try:
-        torch.save(job, os.path.join(folder, "job.pt"))
-    except Exception as e:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise TypeError(f"fit_in_background: the model (a {type(model).__name__}) and the fit's arguments must "
-                        f"be picklable to reach the other process, and this failed: {e}") from e
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # genbook importable in the child
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    # the child's stderr goes to a file, not a pipe: a pipe nobody reads until result() would fill
-    # and stall the child
-    with open(os.path.join(folder, "stderr.txt"), "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "genbook._background", folder], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    return BackgroundFit(model, proc, folder)

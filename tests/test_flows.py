@@ -493,6 +493,42 @@ def test_nll_bound_is_the_bin_average_and_bounds_the_discrete_nll():
     assert ((est - bound).abs() < Z * sd / math.sqrt(n)).all()
 
 
+def test_iw_nll_bound_with_one_sample_is_the_plain_bound():
+    flow = _digits_flow(dim=4, levels=5)
+    x = torch.tensor([[0, 1, 4, 2], [3, 3, 0, 1]])
+    iw = flow.iw_nll_bound(x, n_samples=1, generator=torch.Generator().manual_seed(2))
+    plain = flow.nll_bound(x, n_samples=1, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(iw, plain, rtol=0, atol=1e-12)
+
+
+def test_iw_nll_bound_is_below_the_plain_bound_for_the_same_draws():
+    """log of a mean >= mean of logs (Jensen), draw by draw, so iw <= plain with the same noise."""
+    flow = _digits_flow(dim=4, levels=5)
+    x = torch.tensor([[0, 1, 4, 2], [3, 3, 0, 1], [4, 4, 4, 4]])
+    iw = flow.iw_nll_bound(x, n_samples=16, generator=torch.Generator().manual_seed(3))
+    plain = flow.nll_bound(x, n_samples=16, generator=torch.Generator().manual_seed(3))
+    assert (iw <= plain + 1e-12).all() and (iw < plain).any()
+
+
+def test_iw_nll_bound_tends_to_the_exact_discrete_nll():
+    """On a 2-D flow -log P(x) is a quadrature over the unit cell; the IW bound approaches it from
+    above as S grows (in expectation), the plain bound stays at -E log p."""
+    flow = _digits_flow(dim=2, levels=3)
+    levels = torch.tensor([[i, j] for i in range(3) for j in range(3)])
+    m = 200
+    u = (torch.arange(m, dtype=torch.float64) + 0.5) / m
+    grid = torch.stack(torch.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        lp = torch.stack([flow.log_prob(x + grid) for x in levels.double()])
+    exact = -torch.logsumexp(lp, 1) + math.log(m * m)
+    plain = -lp.mean(1)
+    gen = torch.Generator().manual_seed(9)
+    iw = flow.iw_nll_bound(levels, n_samples=20_000, generator=gen)
+    assert (plain - exact > 0.5).any()  # a loose plain bound for some levels: the test can tell
+    assert (iw < plain).all()
+    assert ((iw - exact).abs() < 0.05 + 0.2 * (plain - exact)).all()
+
+
 def test_digits_loss_uses_the_same_noise_as_nll_bound():
     flow = _digits_flow(dim=64, levels=17).float()
     x = data.digits("val")[:32]
