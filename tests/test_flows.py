@@ -26,8 +26,6 @@ from genbook.flows import (
     ResidualFlow,
     SpectralLinear,
     StandardNormal,
-    _ResidualStack,
-    _stacked_inputs,
     coupling_masks,
     dequantize,
     power_series_log_det,
@@ -224,26 +222,25 @@ def test_spectral_normalisation_bounds_the_lipschitz_constant(strong):
     assert lip < 0.8 and (lip > 0.6 if strong else True)
 
 
-def _stack_inputs(blocks, actnorms):
-    """What :func:`_exact_residual_stack` hands :class:`_ResidualStack`, as fresh leaves for ``gradcheck``."""
-    return [None if t is None else t.detach().clone().requires_grad_(True)
-            for t in _stacked_inputs(blocks, actnorms, refine=False)]
+def _block_with_one_clamp_inactive(dim, hidden, layers, seed=0):
+    """A randomised exact block whose first layer has ``sigma < coeff`` (spectral scale clamped at 1),
+    the others ``sigma > coeff``: both branches of ``max(1, sigma / coeff)`` are exercised."""
+    block = _randomise(ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0,
+                       seed=seed)
+    first = block.g[0]
+    with torch.no_grad():
+        first.weight.mul_(1e-3)
+        first.power_iteration(100)
+        assert float(first.scale()) == 1.0 and all(float(m.scale()) > 1 for m in block.g[2::2])
+    return block
 
 
 @pytest.mark.parametrize("dim, hidden, layers", [(2, 5, 2), (3, 4, 1), (2, 3, 3)])
 def test_exact_block_matches_autograd_and_finite_differences(dim, hidden, layers):
-    """The exact residual blocks (:class:`_ResidualStack`, with one layer's spectral clamp inactive and the
-    others active): ``g``, ``J`` and the log-determinant against autograd and ``slogdet`` point by point,
-    and the hand-written backward of two blocks with actnorms, and of one without, for both outputs in
-    every input (the point, actnorm scales and shifts, weights, biases, divisors and LipSwish betas),
-    against finite differences."""
-    blocks = [_randomise(ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0,
-                         seed=k) for k in range(2)]
-    block, first = blocks[0], blocks[0].g[0]
-    with torch.no_grad():
-        first.weight.mul_(1e-3)  # sigma < coeff: the scale is clamped at 1
-        first.power_iteration(100)
-        assert float(first.scale()) == 1.0 and all(float(m.scale()) > 1 for m in block.g[2::2])
+    """The readable exact block: ``g`` and ``J`` against autograd point by point, the log-determinant
+    against ``jacobian`` + ``slogdet``, and ``gradcheck`` of its forward (both outputs, in the point
+    and every parameter: weights, biases, LipSwish betas) against finite differences."""
+    block = _block_with_one_clamp_inactive(dim, hidden, layers)
     x = _points(5, dim)
     g, J = block.g_and_jacobian(x)
     torch.testing.assert_close(g, block.g(x), atol=1e-12, rtol=0)
@@ -251,10 +248,38 @@ def test_exact_block_matches_autograd_and_finite_differences(dim, hidden, layers
     z, logdet = block(x)
     torch.testing.assert_close(z, x + g)
     torch.testing.assert_close(logdet, _brute_logdet(lambda v: block(v)[0], x))
-    actnorms = [_randomise(ActNorm(dim=dim), scale=0.5, seed=k) for k in range(2)]
-    x = x[:4].requires_grad_(True)
-    assert torch.autograd.gradcheck(_ResidualStack.apply, (x, *_stack_inputs(blocks, actnorms)))
-    assert torch.autograd.gradcheck(_ResidualStack.apply, (x, *_stack_inputs(blocks[1:], None)))
+    names = [name for name, _ in block.named_parameters()]
+
+    def forward(x, *params):  # the block with its parameters as explicit inputs
+        return torch.func.functional_call(block, dict(zip(names, params)), (x,))
+
+    leaves = [p.detach().clone().requires_grad_(True) for p in block.parameters()]
+    x = x[:3].requires_grad_(True)
+    assert torch.autograd.gradcheck(forward, (x, *leaves))
+    assert torch.autograd.gradgradcheck(lambda v: block(v), (x,))  # plain autograd: second derivatives too
+
+
+def test_a_lone_block_refines_its_spectral_norms_once_per_training_call():
+    """The readable block refines ``u, v`` as the flow's fast path does: once per call in training
+    mode with gradients, never in eval mode or under ``no_grad``."""
+    block = _randomise(ResidualBlock(dim=2, hidden=8, exact=True), scale=1.0).train()
+    with torch.no_grad():
+        for m in block.linears():
+            m.weight.mul_(2.0)  # the stored vectors are now one step behind
+    expected = []
+    for m in block.linears():
+        twin = SpectralLinear(m.weight.shape[1], m.weight.shape[0], coeff=m.coeff).double()
+        twin.load_state_dict(m.state_dict())
+        twin.power_iteration()
+        expected.append((twin.u, twin.v))
+    block(_points(4, 2))[1].sum().backward()
+    for m, (u, v) in zip(block.linears(), expected):
+        assert torch.equal(m.u, u) and torch.equal(m.v, v)
+    after = [m.u.clone() for m in block.linears()]
+    with torch.no_grad():
+        block(_points(4, 2))
+    block.eval()(_points(4, 2))
+    assert all(torch.equal(m.u, u) for m, u in zip(block.linears(), after))
 
 
 def test_exact_log_det_gradients_match_autograd_through_the_layers():
