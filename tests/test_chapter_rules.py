@@ -26,7 +26,7 @@ def test_no_thread_or_process_management_on_a_page(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_at_most_two_on_the_slides_boxes(path):
-    boxes = re.findall(r"^[`:]{3,}\{admonition\} On the slides", path.read_text(), flags=re.M)
+    boxes = re.findall(r"^[`:]{3,}\{admonition\} On the slides?\b", path.read_text(), flags=re.M)
     assert len(boxes) <= 2, f"{path.name} has {len(boxes)} 'On the slides' boxes; merge them into one or two (rule 8)"
 
 
@@ -47,3 +47,8 @@ def test_the_rules_can_fail(tmp_path):
         test_no_thread_or_process_management_on_a_page(page)
     with pytest.raises(AssertionError):
         test_a_notation_table_near_the_start(page)
+    # the singular title, as in "On the slide: ...", counts too
+    singular = tmp_path / "10_y.md"
+    singular.write_text("```{admonition} On the slide: a slip\n```\n" * 2 + ":::{admonition} On the slides\n:::\n")
+    with pytest.raises(AssertionError):
+        test_at_most_two_on_the_slides_boxes(singular)
