@@ -17,6 +17,7 @@ from torch import nn
 
 from ._checks import check_positive_int
 from ._device import eval_mode, model_device
+from .io import Configurable
 
 
 def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, name: str = "x") -> torch.Tensor:
@@ -41,7 +42,7 @@ def _check_positive(**values) -> None:
             raise ValueError(f"levels must be at least 2 (one level leaves nothing to model), got {v}")
 
 
-class _Autoregressive(nn.Module):
+class _Autoregressive(Configurable, nn.Module):
     """What every model shares: the likelihood from the conditionals, and sampling one position at a time."""
 
     levels: int
@@ -123,9 +124,6 @@ class MarkovChain(_Autoregressive):
         # them); a context without a row falls back on its prior mean (see _rows).
         self.register_buffer("keys", torch.zeros(0, dtype=torch.long))  # (S,) sorted context keys
         self.register_buffer("log_table", torch.zeros(0, levels))  # (S, K) log q(. | context)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, order=self.order, alpha=self.alpha, prior=self.prior)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("keys", "log_table"):  # the number of seen contexts is known only from the data
@@ -250,9 +248,6 @@ class WindowMLP(_Autoregressive):
         self.net = nn.Sequential(nn.Linear(2 * window, hidden), nn.ReLU(), nn.Linear(hidden, levels))
         self.position_bias = nn.Parameter(torch.zeros(length, levels))
 
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, window=self.window, hidden=self.hidden)
-
     def windows(self, x: torch.Tensor) -> torch.Tensor:
         """The network's input at every position, ``(B, D) -> (B, D, 2L)``: values then 'missing' flags of ``x_{d-1}..x_{d-L}``."""
         B, D = x.shape
@@ -323,10 +318,6 @@ class ConvARM(_Autoregressive):
         self.out = nn.Conv1d(channels, levels, 1)
         self.position_bias = nn.Parameter(torch.zeros(levels, length))
         self.drop = nn.Dropout(dropout)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, channels=self.channels, kernel_size=self.kernel_size,
-                    layers=self.layers, dilations=self.dilations, dropout=self.dropout)
 
     @property
     def receptive_field(self) -> int:

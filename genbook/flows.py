@@ -18,6 +18,7 @@ from torch import nn
 from ._checks import check_points, check_positive_int
 from ._device import eval_mode
 from .autoregressive import check_sequences
+from .io import Configurable
 
 
 class NotConvergedError(RuntimeError):
@@ -47,7 +48,7 @@ def _mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str, dropo
 
 
 # ------------------------------------------------------------------ base distribution, flow skeleton
-class StandardNormal(nn.Module):
+class StandardNormal(Configurable, nn.Module):
     """``N(0, I_dim)``: ``log_prob (B, D) -> (B,)`` in nats, ``sample(n) -> (n, D)``."""
 
     def __init__(self, *, dim: int = 2):
@@ -55,9 +56,6 @@ class StandardNormal(nn.Module):
         check_positive_int("dim", dim)
         self.dim = dim
         self.register_buffer("loc", torch.zeros(dim))  # carries the device and dtype
-
-    def config(self) -> dict:
-        return dict(dim=self.dim)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return -0.5 * ((z - self.loc) ** 2).sum(1) - 0.5 * self.dim * math.log(2 * math.pi)
@@ -116,7 +114,7 @@ class Flow(nn.Module):
             return self.inverse(self.base.sample(n, generator=generator))
 
 
-class ActNorm(nn.Module):
+class ActNorm(Configurable, nn.Module):
     """Per-dimension affine map ``z = x * exp(log_scale) + shift``, starting as the identity.
 
     Glow's actnorm without its data-dependent initialisation. Unlike batch norm it has no
@@ -130,9 +128,6 @@ class ActNorm(nn.Module):
         self.dim = dim
         self.log_scale = nn.Parameter(torch.zeros(dim))
         self.shift = nn.Parameter(torch.zeros(dim))
-
-    def config(self) -> dict:
-        return dict(dim=self.dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(x.shape[0])
@@ -170,7 +165,7 @@ def coupling_masks(dim: int, n: int, *, image_shape: tuple[int, int] | None = No
     return masks
 
 
-class AffineCoupling(nn.Module):
+class AffineCoupling(Configurable, nn.Module):
     """RealNVP coupling (eq. ``eq-coupling``): ``z_a = x_a``, ``z_b = exp(s(x_a)) * x_b + t(x_a)``.
 
     ``mask`` marks the conditioning part ``a`` with 1. ``s = scale * tanh(.)`` is bounded
@@ -198,8 +193,8 @@ class AffineCoupling(nn.Module):
         self.scale = nn.Parameter(torch.ones(dim))
 
     def config(self) -> dict:
-        return dict(dim=self.dim, mask=[int(m) for m in self.mask.tolist()], hidden=self.hidden, layers=self.layers,
-                    activation=self.activation, dropout=self.dropout)
+        # the mask lives in a buffer (it moves with the model); the constructor takes a list of 0/1
+        return self._config_with(mask=[int(m) for m in self.mask.tolist()])
 
     def _s_t(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s, t = self.net(x_a).chunk(2, dim=1)  # (B, D) each
@@ -215,7 +210,7 @@ class AffineCoupling(nn.Module):
         return (z - t) * torch.exp(-s)
 
 
-class RealNVP(Flow):
+class RealNVP(Configurable, Flow):
     """A stack of ``couplings`` affine couplings with the masks of :func:`coupling_masks`,
     each preceded by an :class:`ActNorm` when ``actnorm``; base ``N(0, I)``.
 
@@ -241,11 +236,6 @@ class RealNVP(Flow):
         self.hidden, self.couplings, self.layers, self.actnorm = hidden, couplings, layers, bool(actnorm)
         self.activation, self.dropout = activation, float(dropout)
         self.image_shape = None if image_shape is None else [int(v) for v in image_shape]
-
-    def config(self) -> dict:
-        return dict(dim=self.dim, hidden=self.hidden, couplings=self.couplings, layers=self.layers,
-                    actnorm=self.actnorm, activation=self.activation, dropout=self.dropout,
-                    image_shape=self.image_shape)
 
 
 # ------------------------------------------------------------------ invertible residual networks
@@ -352,7 +342,7 @@ def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10
     return total / n_probes
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Configurable, nn.Module):
     """i-ResNet block (Behrmann et al. 2019, eq. ``eq-iresnet``): ``z = x + g(x)`` in the forward
     (data -> noise) direction.
 
@@ -388,11 +378,6 @@ class ResidualBlock(nn.Module):
         for a, b in zip(sizes[:-1], sizes[1:]):
             mods += [SpectralLinear(a, b, coeff=coeff, n_power_iterations=n_power_iterations), LipSwish()]
         self.g = nn.Sequential(*mods[:-1])
-
-    def config(self) -> dict:
-        return dict(dim=self.dim, hidden=self.hidden, layers=self.layers, lipschitz=self.lipschitz,
-                    n_power_iterations=self.n_power_iterations, exact=self.exact, n_terms=self.n_terms,
-                    n_probes=self.n_probes, max_iter=self.max_iter, tol=self.tol)
 
     def linears(self) -> list[SpectralLinear]:
         return [m for m in self.g if isinstance(m, SpectralLinear)]
@@ -460,7 +445,7 @@ class ResidualBlock(nn.Module):
         )
 
 
-class ResidualFlow(Flow):
+class ResidualFlow(Configurable, Flow):
     """``blocks`` :class:`ResidualBlock` s, each preceded by an :class:`ActNorm` when ``actnorm``; base ``N(0, I)``.
 
     The other keyword arguments go to every block. With the exact log-determinant the flow runs
@@ -482,17 +467,17 @@ class ResidualFlow(Flow):
             transforms.append(ResidualBlock(**block_kw))
         super().__init__(dim, transforms)
         self.blocks, self.actnorm = blocks, bool(actnorm)
-        self._block_kw = block_kw
-
-    def config(self) -> dict:
-        return dict(self._block_kw, blocks=self.blocks, actnorm=self.actnorm)
+        block = transforms[-1]  # every block resolved the same arguments (exact=None became dim <= 2)
+        self.hidden, self.layers, self.lipschitz = block.hidden, block.layers, block.lipschitz
+        self.n_power_iterations, self.exact = block.n_power_iterations, block.exact
+        self.n_terms, self.n_probes, self.max_iter, self.tol = block.n_terms, block.n_probes, block.max_iter, block.tol
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (B, D) -> (z (B, D), log|det dz/dx| (B,))``, the same as :meth:`Flow.forward`; exact
         blocks take the fast path, series blocks the readable one."""
-        blocks = self.transforms[1::2] if self.actnorm else self.transforms
-        if not blocks[0].exact:
+        if not self.exact:
             return super().forward(x)
+        blocks = self.transforms[1::2] if self.actnorm else self.transforms
         from ._residual_fast import exact_residual_stack  # here: that module imports this one
         actnorms = list(self.transforms[0::2]) if self.actnorm else None
         return exact_residual_stack(self._check(x, "x"), list(blocks), actnorms)
@@ -505,7 +490,7 @@ def dequantize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> 
     return x + _noise(torch.rand, tuple(x.shape), x, generator)
 
 
-class LogitTransform(nn.Module):
+class LogitTransform(Configurable, nn.Module):
     """``y = logit(alpha + (1 - 2 alpha) x / levels)`` for ``x`` in ``[0, levels]`` (eq. ``eq-logit``).
 
     ``alpha`` keeps the logit away from +-inf at the ends. ``log|dy/dx| =
@@ -521,9 +506,6 @@ class LogitTransform(nn.Module):
         if not 0 < alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
         self.levels, self.alpha = levels, float(alpha)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, alpha=self.alpha)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.alpha + (1 - 2 * self.alpha) * x / self.levels
@@ -557,9 +539,6 @@ class DigitsFlow(RealNVP):
                          activation=activation, dropout=dropout, image_shape=image_shape)
         self.transforms.insert(0, LogitTransform(levels=levels, alpha=alpha))
         self.levels, self.alpha = levels, float(alpha)
-
-    def config(self) -> dict:
-        return dict(super().config(), levels=self.levels, alpha=self.alpha)
 
     def _check(self, x, name: str) -> torch.Tensor:
         if name == "x" and isinstance(x, torch.Tensor) and not x.is_floating_point():

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._checks import check_points
+from .io import Configurable
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -43,7 +44,7 @@ def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | Non
     return torch.stack(centres)
 
 
-class GaussianMixture(nn.Module):
+class GaussianMixture(Configurable, nn.Module):
     """``q(x | w) = sum_c alpha_c N(x; mu_c, Sigma_c)`` fitted by expectation-maximisation (eq. ``eq-mixture``).
 
     Full covariances, with ``reg_covar`` added to their diagonals as in scikit-learn, and the
@@ -73,15 +74,6 @@ class GaussianMixture(nn.Module):
         self.register_buffer("weights_", torch.full((C,), 1.0 / C, dtype=torch.float64))
         self.register_buffer("means_", torch.zeros(C, D, dtype=torch.float64))
         self.register_buffer("covariances_", torch.eye(D, dtype=torch.float64).repeat(C, 1, 1))
-
-    def config(self) -> dict:
-        return dict(
-            n_components=self.n_components,
-            n_features=self.n_features,
-            reg_covar=self.reg_covar,
-            tol=self.tol,
-            max_iter=self.max_iter,
-        )
 
     # ---- the two EM steps
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +182,7 @@ class GaussianMixture(nn.Module):
         return x.to(self.means_.device)
 
 
-class GridLatentModel(nn.Module):
+class GridLatentModel(Configurable, nn.Module):
     """``q(x | w) = sum_j N(x; f_w(z_j), diag(sigma^2)) p(z_j)`` with ``J`` fixed latent points (eq. ``eq-latent``).
 
     The latent points ``z_j`` are evenly spaced in [-1, 1] (one latent dimension) with
@@ -209,9 +201,6 @@ class GridLatentModel(nn.Module):
             nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_features)
         )
         self.log_sigma = nn.Parameter(torch.full((n_features,), -1.0))
-
-    def config(self) -> dict:
-        return dict(n_features=self.n_features, n_latent=self.n_latent, hidden=self.hidden)
 
     def decode(self) -> torch.Tensor:
         """The decoded latent grid ``f_w(z_j)``: ``(J, D)``."""

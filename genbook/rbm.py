@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ._checks import check_positive_int
+from .io import Configurable
 from .ising import _bernoulli_spins, all_spins
 from .sampling import State, _all_accepted, _check_generator
 
@@ -63,7 +64,7 @@ def _random_spins(n: int, like: torch.Tensor, generator: torch.Generator | None)
 
 
 # ------------------------------------------------------------------ the model
-class RBM(nn.Module):
+class RBM(Configurable, nn.Module):
     """An RBM with ``n_visible`` and ``n_hidden`` +-1 units (eq. ``eq-rbm-joint``).
 
     ``log_prob`` is exact: it enumerates the smaller layer to get ``log Z``, which is feasible
@@ -87,9 +88,6 @@ class RBM(nn.Module):
         else:  # the slides' model: no fields, and none to learn
             self.register_buffer("a", torch.zeros(n_visible))
             self.register_buffer("b", torch.zeros(n_hidden))
-
-    def config(self) -> dict:
-        return dict(n_visible=self.n_visible, n_hidden=self.n_hidden, beta=self.beta, fields=self.fields, init_std=self.init_std)
 
     @classmethod
     def from_binary(cls, weights: torch.Tensor, visible_bias: torch.Tensor, hidden_bias: torch.Tensor) -> RBM:
