@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+__all__ = ["save", "load"]
+
 _FORMAT = 1
 
 
