@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+__all__ = ["Configurable", "save", "load"]
+
 _FORMAT = 1
 _PLAIN = (bool, int, float, str, type(None))  # what weights_only=True loads back without surprises
 

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from . import _random
+from ._checks import check_choice, check_float, check_int
 from ._device import eval_mode, model_device
+
+__all__ = ["History", "EarlyStopping", "configure_optimizer", "get_lr", "evaluate", "fit"]
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -172,21 +176,19 @@ def fit(
     """
     if (epochs is None) == (steps is None):
         raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
-    for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if optimizer not in ("adamw", "sgd"):
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
-    if schedule not in ("constant", "linear"):
-        raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    check_int("epochs", epochs, optional=True)
+    check_int("steps", steps, optional=True)
+    check_int("batch_size", batch_size)
+    check_float("lr", lr, gt=0)
+    check_float("weight_decay", weight_decay, ge=0)
+    check_float("grad_clip", grad_clip, gt=0, optional=True)
+    check_int("patience", patience, optional=True)
+    check_int("eval_every", eval_every, optional=True)
+    check_choice("optimizer", optimizer, ("adamw", "sgd"))
+    check_choice("schedule", schedule, ("constant", "linear"))
+    check_float("momentum", momentum, ge=0, lt=1)
     if momentum and optimizer != "sgd":
         raise ValueError(f"momentum={momentum!r} applies only to optimizer='sgd' (AdamW keeps its own moments)")
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience!r}")
     train_parts = _as_tuple(train, "train")
     val_parts = _as_tuple(val, "val") if val is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -209,7 +211,7 @@ def fit(
     model.train()
     step, seen = 0, 0
     while step < total:
-        order = torch.randperm(n, generator=generator).to(dev)
+        order = _random.randperm(n, generator).to(dev)  # on the CPU: the same batches on every device
         for i in range(0, n, batch_size):
             if step == total:
                 break
