@@ -4,6 +4,9 @@ The core contract (see the book's introduction):
 
 - :func:`device` picks the device (``GENBOOK_DEVICE``, else CUDA, else MPS, else CPU);
 - :func:`seed` seeds Python, NumPy and torch;
+- a random draw happens on the device of the tensor it goes with, and a ``torch.Generator``
+  passed to it must live on that device (``genbook._random`` states the policy; ``fit``'s
+  batch order is drawn on the CPU);
 - :func:`fit` trains any model that defines ``loss(batch)``;
 - :func:`save` / :func:`load` store a model as ``state_dict`` + constructor arguments.
 """

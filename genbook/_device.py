@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ._checks import check_int
+
 _VALID = ("cpu", "cuda", "mps")
 
 
@@ -63,8 +65,7 @@ def seed(n: int) -> torch.Generator:
 
     Returns a CPU ``torch.Generator`` seeded with ``n`` for functions that take one.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"seed: n must be a non-negative int, got {n!r}")
+    check_int("n", n, min=0)
     random.seed(n)
     np.random.seed(n % 2**32)
     torch.manual_seed(n)  # also seeds every CUDA device

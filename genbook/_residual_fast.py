@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .flows import ActNorm, LipSwish, ResidualBlock, _power_iteration, _spectral_scale
+from .flows import ActNorm, LipSwish, ResidualBlock, power_iteration, spectral_scale
 
 
 def stack_forward(x: torch.Tensor, log_scale: torch.Tensor | None, shift: torch.Tensor | None,
@@ -186,10 +186,10 @@ def stacked_inputs(blocks: Sequence[ResidualBlock], actnorms: Sequence[ActNorm] 
         u, v = torch.stack([m.u for m in layer]), torch.stack([m.v for m in layer])
         if refine:
             with torch.no_grad():
-                u, v = _power_iteration(W.detach(), u, v, layer[0].n_power_iterations)
+                u, v = power_iteration(W.detach(), u, v, layer[0].n_power_iterations)
             for m, m_u, m_v in zip(layer, u, v):
                 m.u, m.v = m_u, m_v
-        d = _spectral_scale(W, u, v, layer[0].coeff)
+        d = spectral_scale(W, u, v, layer[0].coeff)
         layers += [W, torch.stack([m.bias for m in layer]), d if l == 0 else 1.1 * d]  # LipSwish's 1 / 1.1 in d
     raw = torch.stack([m.raw_beta for b in blocks for m in b.g if isinstance(m, LipSwish)])
     betas = F.softplus(raw).view(len(blocks), -1)

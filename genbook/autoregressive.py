@@ -15,33 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int
+from . import _random
+from ._checks import check_choice, check_float, check_int, check_sequences
 from ._device import eval_mode, model_device
+from .io import Configurable
+
+__all__ = ["check_sequences", "MarkovChain", "WindowMLP", "CausalConv1d", "ConvARM"]
 
 
-def check_sequences(x: torch.Tensor, levels: int, length: int | None = None, name: str = "x") -> torch.Tensor:
-    """``x`` as a ``LongTensor (B, D)`` of levels ``0 .. levels - 1``, or a ``ValueError`` saying what is wrong."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a tensor of shape (batch, length), got {got}")
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer levels 0..{levels - 1}, got dtype {x.dtype}")
-    if length is not None and x.shape[1] != length:
-        raise ValueError(f"{name} must have length {length}, got {x.shape[1]}")
-    if x.numel() and (x.min() < 0 or x.max() >= levels):
-        bad = x[(x < 0) | (x >= levels)][0].item()
-        raise ValueError(f"{name} must hold levels 0..{levels - 1}, found {bad}")
-    return x.long()
-
-
-def _check_positive(**values) -> None:
-    for name, v in values.items():
-        check_positive_int(name, v)
-        if name == "levels" and v < 2:
-            raise ValueError(f"levels must be at least 2 (one level leaves nothing to model), got {v}")
-
-
-class _Autoregressive(nn.Module):
+class _Autoregressive(Configurable, nn.Module):
     """What every model shares: the likelihood from the conditionals, and sampling one position at a time."""
 
     levels: int
@@ -65,20 +47,19 @@ class _Autoregressive(nn.Module):
 
         ``length`` is needed only by models that take sequences of any length (``length=None``).
         """
-        _check_positive(n=n)
+        check_int("n", n)
+        check_int("length", length, optional=True)
         if length is None and self.length is None:
             raise ValueError("length must be given: this model takes sequences of any length")
-        if length is not None:
-            _check_positive(length=length)
-            if self.length is not None and length != self.length:
-                raise ValueError(f"length must be {self.length} (the model's), got {length}")
+        if length is not None and self.length is not None and length != self.length:
+            raise ValueError(f"length must be {self.length} (the model's), got {length}")
         D = self.length if length is None else length
         dev = self._device()
         x = torch.zeros(n, D, dtype=torch.long, device=dev)
         with eval_mode(self):
             for d in range(D):
                 probs = self.conditionals(x)[:, d].exp()  # (n, K); positions >= d do not matter
-                x[:, d] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                x[:, d] = _random.multinomial(probs, 1, generator).squeeze(1)
         return x
 
     def _device(self) -> torch.device:
@@ -107,15 +88,11 @@ class MarkovChain(_Autoregressive):
     def __init__(self, *, levels: int, length: int | None = None, order: int = 1, alpha: float = 1.0,
                  prior: str = "uniform"):
         super().__init__()
-        _check_positive(levels=levels)
-        if length is not None:
-            _check_positive(length=length)
-        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
-            raise ValueError(f"order must be an int >= 0, got {order!r}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0 (pseudo-counts of the prior), got {alpha!r}")
-        if prior not in ("uniform", "backoff"):
-            raise ValueError(f"prior must be 'uniform' or 'backoff', got {prior!r}")
+        check_int("levels", levels, min=2)  # one level leaves nothing to model
+        check_int("length", length, optional=True)
+        check_int("order", order, min=0)
+        check_float("alpha", alpha, gt=0)  # pseudo-counts of the prior
+        check_choice("prior", prior, ("uniform", "backoff"))
         if (1 if length is None else length) * (levels + 1) ** order * (order + 1) >= 2**62:
             raise ValueError(f"order {order} with {levels} levels has too many contexts to index; use a lower order")
         self.levels, self.length, self.order, self.alpha, self.prior = levels, length, order, float(alpha), prior
@@ -123,9 +100,6 @@ class MarkovChain(_Autoregressive):
         # them); a context without a row falls back on its prior mean (see _rows).
         self.register_buffer("keys", torch.zeros(0, dtype=torch.long))  # (S,) sorted context keys
         self.register_buffer("log_table", torch.zeros(0, levels))  # (S, K) log q(. | context)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, order=self.order, alpha=self.alpha, prior=self.prior)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("keys", "log_table"):  # the number of seen contexts is known only from the data
@@ -245,13 +219,13 @@ class WindowMLP(_Autoregressive):
 
     def __init__(self, *, levels: int, length: int, window: int = 8, hidden: int = 64):
         super().__init__()
-        _check_positive(levels=levels, length=length, window=window, hidden=hidden)
+        check_int("levels", levels, min=2)
+        check_int("length", length)
+        check_int("window", window)
+        check_int("hidden", hidden)
         self.levels, self.length, self.window, self.hidden = levels, length, window, hidden
         self.net = nn.Sequential(nn.Linear(2 * window, hidden), nn.ReLU(), nn.Linear(hidden, levels))
         self.position_bias = nn.Parameter(torch.zeros(length, levels))
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, window=self.window, hidden=self.hidden)
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
         """The network's input at every position, ``(B, D) -> (B, D, 2L)``: values then 'missing' flags of ``x_{d-1}..x_{d-L}``."""
@@ -277,7 +251,10 @@ class CausalConv1d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, include_current: bool, dilation: int = 1):
         super().__init__()
-        _check_positive(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, dilation=dilation)
+        check_int("in_channels", in_channels)
+        check_int("out_channels", out_channels)
+        check_int("kernel_size", kernel_size)
+        check_int("dilation", dilation)
         self.include_current, self.dilation, self.kernel_size = include_current, dilation, kernel_size
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
 
@@ -306,12 +283,15 @@ class ConvARM(_Autoregressive):
     def __init__(self, *, levels: int, length: int, channels: int = 64, kernel_size: int = 7, layers: int = 4,
                  dilations: list[int] | None = None, dropout: float = 0.0):
         super().__init__()
-        _check_positive(levels=levels, length=length, channels=channels, kernel_size=kernel_size, layers=layers)
+        check_int("levels", levels, min=2)
+        check_int("length", length)
+        check_int("channels", channels)
+        check_int("kernel_size", kernel_size)
+        check_int("layers", layers)
         dilations = [1] * layers if dilations is None else list(dilations)
         if len(dilations) != layers:
             raise ValueError(f"dilations needs one entry per layer ({layers}), got {dilations}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_float("dropout", dropout, ge=0, lt=1)
         self.levels, self.length, self.channels, self.kernel_size = levels, length, channels, kernel_size
         self.layers, self.dilations, self.dropout = layers, dilations, float(dropout)
         self.embed = nn.Embedding(levels, channels)
@@ -323,10 +303,6 @@ class ConvARM(_Autoregressive):
         self.out = nn.Conv1d(channels, levels, 1)
         self.position_bias = nn.Parameter(torch.zeros(levels, length))
         self.drop = nn.Dropout(dropout)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, length=self.length, channels=self.channels, kernel_size=self.kernel_size,
-                    layers=self.layers, dilations=self.dilations, dropout=self.dropout)
 
     @property
     def receptive_field(self) -> int:

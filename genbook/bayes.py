@@ -11,25 +11,30 @@ import math
 import torch
 from torch.distributions import Beta
 
+from ._checks import check_finite, check_float, check_int, check_tensor
+
+__all__ = [
+    "binomial_log_likelihood", "coin_posterior", "coin_map", "coin_log_evidence", "lasso_energy", "LassoMAP",
+]
+
 
 def _check_counts(k: int, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= n:
-        raise ValueError(f"k must be an int in 0..n={n}, got {k!r}")
+    check_int("n", n, min=0)
+    check_int("k", k, min=0, max=n)
 
 
 def _check_prior(a: float, b: float) -> None:
-    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
-        raise ValueError(f"Beta prior parameters must be finite and > 0, got a={a!r}, b={b!r}")
+    check_float("a", a, gt=0)  # the Beta prior's parameters
+    check_float("b", b, gt=0)
 
 
 def binomial_log_likelihood(theta: torch.Tensor, k: int, n: int) -> torch.Tensor:
     """``log p(k | theta) = log C(n, k) + k log theta + (n - k) log(1 - theta)`` (eq. ``eq-binomial``)."""
     _check_counts(k, n)
     theta = torch.as_tensor(theta, dtype=torch.float64)
-    if ((theta < 0) | (theta > 1)).any() or torch.isnan(theta).any():
-        raise ValueError("theta must lie in [0, 1]")
+    bad = (theta < 0) | (theta > 1) | torch.isnan(theta)
+    if bad.any():
+        raise ValueError(f"theta must lie in [0, 1], found {theta[bad][0].item()}")
     log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
     return log_choose + torch.xlogy(torch.tensor(float(k)), theta) + torch.xlogy(
         torch.tensor(float(n - k)), 1 - theta
@@ -75,14 +80,9 @@ def coin_log_evidence(k: int, n: int, *, a: float = 1.0, b: float = 1.0) -> floa
 
 # ------------------------------------------------------------------ the lasso as MAP
 def _check_regression(X: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(X, torch.Tensor) or X.ndim != 2:
-        raise ValueError(f"X must be a 2-D tensor (n, d), got {getattr(X, 'shape', type(X).__name__)}")
-    if not isinstance(z, torch.Tensor) or z.ndim != 1 or z.shape[0] != X.shape[0]:
-        raise ValueError(f"z must be a 1-D tensor of length n={X.shape[0]}, got {getattr(z, 'shape', type(z).__name__)}")
-    X, z = X.double(), z.double()
-    if not (torch.isfinite(X).all() and torch.isfinite(z).all()):
-        raise ValueError("X and z must be finite (found NaN or inf)")
-    return X, z
+    n = check_tensor("X", X, shape=("n", "d")).shape[0]
+    check_tensor("z", z, shape=(n,))
+    return check_finite("X", X.double()), check_finite("z", z.double())
 
 
 def lasso_energy(
@@ -106,15 +106,8 @@ class LassoMAP:
     """
 
     def __init__(self, *, lam: float = 1.0, sigma: float = 1.0, tol: float = 1e-10, max_iter: int = 10_000):
-        if not (lam >= 0 and math.isfinite(lam)):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-        if not (sigma > 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-        if not (tol > 0 and math.isfinite(tol)):
-            raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-        if not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-        self.lam, self.sigma, self.tol, self.max_iter = float(lam), float(sigma), float(tol), max_iter
+        self.lam, self.sigma = check_float("lam", lam, ge=0), check_float("sigma", sigma, gt=0)
+        self.tol, self.max_iter = check_float("tol", tol, gt=0), check_int("max_iter", max_iter)
 
     def sklearn_alpha(self, n: int) -> float:
         """The ``alpha`` at which scikit-learn's ``Lasso`` minimises the same objective on ``n`` points."""

@@ -12,7 +12,14 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ._checks import check_positive_int
+from . import _random
+from ._checks import check_choice, check_float, check_int, check_tensor
+
+__all__ = [
+    "DIGITS_SPLITS", "DIGITS_LEVELS", "DIGITS_THRESHOLD", "digits", "binary_digits", "bars_and_stripes",
+    "TEXT_ALPHABET", "TEXT_SPLITS", "text", "encode_text", "decode_text",
+    "Toy2D", "TwoMoons", "EightGaussians", "Checkerboard", "TOYS", "toy", "sparse_regression",
+]
 
 DIGITS_SPLITS = {"train": (0, 1000), "val": (1000, 1350), "test": (1350, 1797)}
 DIGITS_LEVELS = 17  # pixel values 0..16
@@ -33,8 +40,7 @@ def digits(split: str, *, labels: bool = False):
     results): the first 1000 images are ``"train"``, the next 350 ``"val"`` and the last
     447 ``"test"``. With ``labels=True`` returns ``(images, digit_labels)``.
     """
-    if split not in DIGITS_SPLITS:
-        raise ValueError(f"split must be one of {sorted(DIGITS_SPLITS)}, got {split!r}")
+    check_choice("split", split, list(DIGITS_SPLITS))
     lo, hi = DIGITS_SPLITS[split]
     x, y = _load_digits()
     images = torch.from_numpy(x[lo:hi].copy())  # (N, 64), int64
@@ -52,8 +58,7 @@ def binary_digits(split: str, *, threshold: int = DIGITS_THRESHOLD) -> torch.Ten
     The default threshold, 8, is the middle of the 0..16 range; 32% of the training
     pixels are then on.
     """
-    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 1 <= threshold < DIGITS_LEVELS:
-        raise ValueError(f"threshold must be an int in 1..{DIGITS_LEVELS - 1}, got {threshold!r}")
+    check_int("threshold", threshold, min=1, max=DIGITS_LEVELS - 1)
     return (digits(split) >= threshold).long()
 
 
@@ -64,9 +69,7 @@ def bars_and_stripes(n: int = 3) -> torch.Tensor:
     the empty and the full grid arise both ways and are listed once, so n = 3 gives 14
     patterns, each image flattened row by row. The data distribution is uniform over them.
     """
-    check_positive_int("n", n)
-    if n > 5:
-        raise ValueError(f"n must be at most 5 (2^(n+1) - 2 patterns of n*n pixels), got {n}")
+    check_int("n", n, max=5)  # 2^(n+1) - 2 patterns of n*n pixels
     subsets = (torch.arange(2**n)[:, None] >> torch.arange(n)) & 1  # (2^n, n): which rows/columns are on
     stripes = subsets[:, :, None].expand(-1, n, n)  # row r on -> the whole row
     bars = subsets[:, None, :].expand(-1, n, n)  # column c on -> the whole column
@@ -107,8 +110,7 @@ def text(split: str) -> torch.Tensor:
     characters are not independent): the first 80% is ``"train"``, the next 10% ``"val"``
     and the last 10% ``"test"``. The exact text depends on the Python version.
     """
-    if split not in TEXT_SPLITS:
-        raise ValueError(f"split must be one of {sorted(TEXT_SPLITS)}, got {split!r}")
+    check_choice("split", split, list(TEXT_SPLITS))
     full = _load_text()
     lo, hi = (int(f * len(full)) for f in TEXT_SPLITS[split])
     return encode_text(full[lo:hi])
@@ -127,8 +129,7 @@ def encode_text(s: str) -> torch.Tensor:
 
 def decode_text(x: torch.Tensor) -> str:
     """The inverse of :func:`encode_text`: ``LongTensor (N,) -> str``."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point():
-        raise ValueError(f"x must be a 1-D integer tensor, got {x!r:.80}")
+    check_tensor("x", x, shape=("N",), dtype="int")
     if x.numel() and (x.min() < 0 or x.max() >= len(TEXT_ALPHABET)):
         raise ValueError(f"x must hold symbols 0..{len(TEXT_ALPHABET) - 1}, got {int(x.min())}..{int(x.max())}")
     return "".join(TEXT_ALPHABET[i] for i in x.tolist())
@@ -142,14 +143,12 @@ class Toy2D:
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points, ``FloatTensor (n, 2)`` on the CPU."""
-        check_positive_int("n", n)
+        check_int("n", n)
         return self._sample(n, generator).float()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Log-density in nats of points ``x`` of shape ``(B, 2)``; returns ``(B,)``."""
-        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a tensor of shape (B, 2), got {got}")
+        check_tensor("x", x, shape=("B", 2))
         x64 = x.double()
         chunks = [self._log_prob(x64[i : i + 8192]) for i in range(0, x.shape[0], 8192)]
         return torch.cat(chunks).to(x.dtype) if chunks else x64.new_zeros(0).to(x.dtype)
@@ -159,7 +158,7 @@ class Toy2D:
 
         Returns ``(estimate, standard_error)``; subclasses with a closed form override it.
         """
-        check_positive_int("n", n)
+        check_int("n", n)
         lp = self.log_prob(self._sample(n, generator).double())
         return float(-lp.mean()), float(lp.std() / math.sqrt(n))
 
@@ -182,9 +181,7 @@ class TwoMoons(Toy2D):
     name = "moons"
 
     def __init__(self, noise: float = 0.1):
-        if not noise > 0:
-            raise ValueError(f"noise must be > 0, got {noise!r}")
-        self.noise = float(noise)
+        self.noise = check_float("noise", noise, gt=0)
         nodes, weights = np.polynomial.legendre.leggauss(int(min(1024, max(64, 16 / self.noise))))
         self._t = torch.tensor((nodes + 1) * math.pi / 2, dtype=torch.float64)  # nodes on [0, pi]
         self._log_w = torch.log(torch.tensor(weights / 2, dtype=torch.float64))  # U[0, pi] weights, sum 1
@@ -199,10 +196,10 @@ class TwoMoons(Toy2D):
         return torch.stack([upper, lower]) - torch.tensor([0.5, 0.25], dtype=t.dtype)
 
     def _sample(self, n, generator):
-        t = torch.rand(n, generator=generator, dtype=torch.float64) * math.pi
-        moon = torch.randint(0, 2, (n,), generator=generator)
+        t = _random.rand(n, generator, dtype=torch.float64) * math.pi
+        moon = _random.randint(0, 2, (n,), generator)
         c = self._centres(t)[moon, torch.arange(n)]  # (n, 2)
-        return c + self.noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        return c + self.noise * _random.randn((n, 2), generator, dtype=torch.float64)
 
     def _log_prob(self, x):
         c = self._centres(self._t).reshape(-1, 2)  # (2T, 2)
@@ -220,9 +217,7 @@ class EightGaussians(Toy2D):
     name = "8gaussians"
 
     def __init__(self, radius: float = 2.0, std: float = 0.2):
-        if not radius > 0 or not std > 0:
-            raise ValueError(f"radius and std must be > 0, got radius={radius!r}, std={std!r}")
-        self.radius, self.std = float(radius), float(std)
+        self.radius, self.std = check_float("radius", radius, gt=0), check_float("std", std, gt=0)
 
     def centres(self) -> torch.Tensor:
         """The eight means, ``(8, 2)`` float64."""
@@ -230,8 +225,8 @@ class EightGaussians(Toy2D):
         return self.radius * torch.stack([torch.cos(a), torch.sin(a)], -1)
 
     def _sample(self, n, generator):
-        k = torch.randint(0, 8, (n,), generator=generator)
-        return self.centres()[k] + self.std * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        k = _random.randint(0, 8, (n,), generator)
+        return self.centres()[k] + self.std * _random.randn((n, 2), generator, dtype=torch.float64)
 
     def _log_prob(self, x):
         sq = torch.cdist(x, self.centres()) ** 2  # (B, 8)
@@ -249,11 +244,11 @@ class Checkerboard(Toy2D):
     name = "checkerboard"
 
     def _sample(self, n, generator):
-        cell = torch.randint(0, 8, (n,), generator=generator)
+        cell = _random.randint(0, 8, (n,), generator)
         i = cell // 2
         j = 2 * (cell % 2) + (i % 2)  # i + j even
         corner = torch.stack([i, j], -1).double() - 2
-        return corner + torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        return corner + _random.rand((n, 2), generator, dtype=torch.float64)
 
     def _log_prob(self, x):
         # A point counts as inside when it lies in the closed square of a dark cell, so
@@ -281,8 +276,7 @@ TOYS = {cls.name: cls for cls in (TwoMoons, EightGaussians, Checkerboard)}
 
 def toy(name: str, **kwargs) -> Toy2D:
     """A 2-D toy density by name: ``"moons"``, ``"8gaussians"`` or ``"checkerboard"``."""
-    if name not in TOYS:
-        raise ValueError(f"name must be one of {sorted(TOYS)}, got {name!r}")
+    check_choice("name", name, list(TOYS))
     return TOYS[name](**kwargs)
 
 
@@ -301,15 +295,13 @@ def sparse_regression(
     ``n_informative`` weights drawn from {-3, -2, 2, 3} (the rest exactly zero).
     Returns ``(X (n, d), z (n,), W_true (d,))`` in float64.
     """
-    check_positive_int("n", n)
-    check_positive_int("d", d)
-    if not 0 <= n_informative <= d:
-        raise ValueError(f"n_informative must be in 0..d={d}, got {n_informative!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    check_int("n", n)
+    check_int("d", d)
+    check_int("n_informative", n_informative, min=0, max=d)
+    check_float("noise", noise, ge=0)
     w = torch.zeros(d, dtype=torch.float64)
     choices = torch.tensor([-3.0, -2.0, 2.0, 3.0], dtype=torch.float64)
-    w[:n_informative] = choices[torch.randint(0, 4, (n_informative,), generator=generator)]
-    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
-    z = x @ w + 1.0 + noise * torch.randn(n, generator=generator, dtype=torch.float64)
+    w[:n_informative] = choices[_random.randint(0, 4, (n_informative,), generator)]
+    x = _random.randn((n, d), generator, dtype=torch.float64)
+    z = x @ w + 1.0 + noise * _random.randn(n, generator, dtype=torch.float64)
     return x, z, w

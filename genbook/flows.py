@@ -15,20 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_points, check_positive_int
+from . import _random
+from ._checks import check_choice, check_float, check_int, check_points, check_sequences
 from ._device import eval_mode
-from .autoregressive import check_sequences
+from .io import Configurable
+
+__all__ = [
+    "NotConvergedError", "ACTIVATIONS", "StandardNormal", "Flow", "ActNorm", "coupling_masks", "AffineCoupling",
+    "RealNVP", "power_iteration", "spectral_scale", "SpectralLinear", "LipSwish", "power_series_log_det",
+    "ResidualBlock", "ResidualFlow", "dequantize", "LogitTransform", "DigitsFlow",
+]
 
 
 class NotConvergedError(RuntimeError):
     """The fixed-point inverse of a :class:`ResidualBlock` did not reach its tolerance."""
-
-
-def _noise(draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``draw`` (``torch.randn`` or ``torch.rand``) with ``like``'s dtype and device,
-    drawn on the generator's device."""
-    dev = generator.device if generator is not None else like.device
-    return draw(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -47,24 +47,21 @@ def _mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str, dropo
 
 
 # ------------------------------------------------------------------ base distribution, flow skeleton
-class StandardNormal(nn.Module):
+class StandardNormal(Configurable, nn.Module):
     """``N(0, I_dim)``: ``log_prob (B, D) -> (B,)`` in nats, ``sample(n) -> (n, D)``."""
 
     def __init__(self, *, dim: int = 2):
         super().__init__()
-        check_positive_int("dim", dim)
+        check_int("dim", dim)
         self.dim = dim
         self.register_buffer("loc", torch.zeros(dim))  # carries the device and dtype
-
-    def config(self) -> dict:
-        return dict(dim=self.dim)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return -0.5 * ((z - self.loc) ** 2).sum(1) - 0.5 * self.dim * math.log(2 * math.pi)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        check_positive_int("n", n)
-        return self.loc + _noise(torch.randn, (n, self.dim), self.loc, generator)
+        check_int("n", n)
+        return self.loc + _random.randn((n, self.dim), generator, device=self.loc.device, dtype=self.loc.dtype)
 
 
 class Flow(nn.Module):
@@ -82,7 +79,7 @@ class Flow(nn.Module):
 
     def _check(self, x, name: str) -> torch.Tensor:
         ref = self.base.loc
-        return check_points(x, name, self.dim).to(ref.device, ref.dtype)
+        return check_points(name, x, self.dim).to(ref.device, ref.dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (B, D) -> (z (B, D), log|det dz/dx| (B,))``."""
@@ -116,7 +113,7 @@ class Flow(nn.Module):
             return self.inverse(self.base.sample(n, generator=generator))
 
 
-class ActNorm(nn.Module):
+class ActNorm(Configurable, nn.Module):
     """Per-dimension affine map ``z = x * exp(log_scale) + shift``, starting as the identity.
 
     Glow's actnorm without its data-dependent initialisation. Unlike batch norm it has no
@@ -126,13 +123,10 @@ class ActNorm(nn.Module):
 
     def __init__(self, *, dim: int = 2):
         super().__init__()
-        check_positive_int("dim", dim)
+        check_int("dim", dim)
         self.dim = dim
         self.log_scale = nn.Parameter(torch.zeros(dim))
         self.shift = nn.Parameter(torch.zeros(dim))
-
-    def config(self) -> dict:
-        return dict(dim=self.dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(x.shape[0])
@@ -170,7 +164,7 @@ def coupling_masks(dim: int, n: int, *, image_shape: tuple[int, int] | None = No
     return masks
 
 
-class AffineCoupling(nn.Module):
+class AffineCoupling(Configurable, nn.Module):
     """RealNVP coupling (eq. ``eq-coupling``): ``z_a = x_a``, ``z_b = exp(s(x_a)) * x_b + t(x_a)``.
 
     ``mask`` marks the conditioning part ``a`` with 1. ``s = scale * tanh(.)`` is bounded
@@ -182,12 +176,11 @@ class AffineCoupling(nn.Module):
     def __init__(self, *, dim: int = 2, mask: list[int] | None = None, hidden: int = 64, layers: int = 2,
                  activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        for name, v in dict(dim=dim, hidden=hidden, layers=layers).items():
-            check_positive_int(name, v)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_int("dim", dim)
+        check_int("hidden", hidden)
+        check_int("layers", layers)
+        check_choice("activation", activation, list(ACTIVATIONS))
+        check_float("dropout", dropout, ge=0, lt=1)
         mask = [int(i < dim // 2) for i in range(dim)] if mask is None else [int(m) for m in mask]
         if len(mask) != dim or set(mask) != {0, 1}:
             raise ValueError(f"mask must be {dim} zeros and ones with at least one of each, got {mask}")
@@ -198,8 +191,8 @@ class AffineCoupling(nn.Module):
         self.scale = nn.Parameter(torch.ones(dim))
 
     def config(self) -> dict:
-        return dict(dim=self.dim, mask=[int(m) for m in self.mask.tolist()], hidden=self.hidden, layers=self.layers,
-                    activation=self.activation, dropout=self.dropout)
+        # the mask lives in a buffer (it moves with the model); the constructor takes a list of 0/1
+        return self._config_with(mask=[int(m) for m in self.mask.tolist()])
 
     def _s_t(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s, t = self.net(x_a).chunk(2, dim=1)  # (B, D) each
@@ -215,7 +208,7 @@ class AffineCoupling(nn.Module):
         return (z - t) * torch.exp(-s)
 
 
-class RealNVP(Flow):
+class RealNVP(Configurable, Flow):
     """A stack of ``couplings`` affine couplings with the masks of :func:`coupling_masks`,
     each preceded by an :class:`ActNorm` when ``actnorm``; base ``N(0, I)``.
 
@@ -225,12 +218,8 @@ class RealNVP(Flow):
 
     def __init__(self, *, dim: int = 2, hidden: int = 64, couplings: int = 8, layers: int = 2, actnorm: bool = True,
                  activation: str = "relu", dropout: float = 0.0, image_shape: tuple[int, int] | None = None):
-        check_positive_int("dim", dim)
-        check_positive_int("couplings", couplings)
-        if dim < 2:
-            raise ValueError(f"dim must be at least 2 (a coupling needs a part to condition on), got {dim}")
-        if couplings < 2:
-            raise ValueError(f"couplings must be at least 2 (so every dimension is transformed), got {couplings}")
+        check_int("dim", dim, min=2)  # a coupling needs a part to condition on
+        check_int("couplings", couplings, min=2)  # so that every dimension is transformed
         transforms: list[nn.Module] = []
         for mask in coupling_masks(dim, couplings, image_shape=image_shape):
             if actnorm:
@@ -242,17 +231,12 @@ class RealNVP(Flow):
         self.activation, self.dropout = activation, float(dropout)
         self.image_shape = None if image_shape is None else [int(v) for v in image_shape]
 
-    def config(self) -> dict:
-        return dict(dim=self.dim, hidden=self.hidden, couplings=self.couplings, layers=self.layers,
-                    actnorm=self.actnorm, activation=self.activation, dropout=self.dropout,
-                    image_shape=self.image_shape)
-
 
 # ------------------------------------------------------------------ invertible residual networks
 _TINY = 1e-12  # floor for the norms that power iteration divides by, as in F.normalize
 
 
-def _power_iteration(W: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def power_iteration(W: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` steps of ``v <- W^T u / |W^T u|``, ``u <- W v / |W v|`` for ``W (..., out, in)``,
     ``u (..., out)``, ``v (..., in)``: one matrix or a stack of them."""
     for _ in range(n):
@@ -263,7 +247,7 @@ def _power_iteration(W: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int) 
     return u, v
 
 
-def _spectral_scale(W: torch.Tensor, u: torch.Tensor, v: torch.Tensor, coeff: float) -> torch.Tensor:
+def spectral_scale(W: torch.Tensor, u: torch.Tensor, v: torch.Tensor, coeff: float) -> torch.Tensor:
     """``max(1, u^T W v / coeff)`` for one matrix (0-d) or a stack ``(...)``, differentiable in ``W``."""
     sigma = (u.unsqueeze(-2) @ W @ v.unsqueeze(-1))[..., 0, 0]
     return torch.clamp(sigma / coeff, min=1.0)
@@ -282,7 +266,8 @@ class SpectralLinear(nn.Module):
         super().__init__()
         ref = nn.Linear(in_features, out_features)  # PyTorch's default initialisation
         self.weight, self.bias = nn.Parameter(ref.weight.detach()), nn.Parameter(ref.bias.detach())
-        self.coeff, self.n_power_iterations = float(coeff), n_power_iterations
+        self.coeff = check_float("coeff", coeff, gt=0)
+        self.n_power_iterations = check_int("n_power_iterations", n_power_iterations)
         self.register_buffer("u", F.normalize(torch.randn(out_features), dim=0))
         self.register_buffer("v", F.normalize(torch.randn(in_features), dim=0))
         self.power_iteration(50)  # start from converged vectors
@@ -293,12 +278,12 @@ class SpectralLinear(nn.Module):
 
         The buffers are replaced, not written in place, so a graph that saved the old
         vectors (in :meth:`normalised_weight`) stays valid."""
-        self.u, self.v = _power_iteration(self.weight, self.u, self.v, self.n_power_iterations if n is None else n)
+        self.u, self.v = power_iteration(self.weight, self.u, self.v, self.n_power_iterations if n is None else n)
 
     def scale(self) -> torch.Tensor:
         """``max(1, sigma / coeff)``, a 0-d tensor, with ``sigma = u^T W v`` differentiable in ``W``
         (``u, v`` held fixed)."""
-        return _spectral_scale(self.weight, self.u, self.v, self.coeff)
+        return spectral_scale(self.weight, self.u, self.v, self.coeff)
 
     def normalised_weight(self) -> torch.Tensor:
         return self.weight / self.scale()
@@ -339,11 +324,11 @@ def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10
     the truncated series; truncation adds a bias of at most
     ``D sum_{k > n_terms} Lip^k / k``. Differentiable with ``create_graph``.
     """
-    check_positive_int("n_terms", n_terms)
-    check_positive_int("n_probes", n_probes)
+    check_int("n_terms", n_terms)
+    check_int("n_probes", n_probes)
     total = x.new_zeros(x.shape[0])
     for _ in range(n_probes):
-        v = _noise(torch.randn, tuple(x.shape), x, generator)
+        v = _random.randn_like(x, generator)
         w = v
         for k in range(1, n_terms + 1):
             (w,) = torch.autograd.grad(  # w <- w^T J
@@ -352,7 +337,7 @@ def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10
     return total / n_probes
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Configurable, nn.Module):
     """i-ResNet block (Behrmann et al. 2019, eq. ``eq-iresnet``): ``z = x + g(x)`` in the forward
     (data -> noise) direction.
 
@@ -373,11 +358,9 @@ class ResidualBlock(nn.Module):
         super().__init__()
         for name, v in dict(dim=dim, hidden=hidden, layers=layers, n_power_iterations=n_power_iterations,
                             n_terms=n_terms, n_probes=n_probes, max_iter=max_iter).items():
-            check_positive_int(name, v)
-        if not 0 < lipschitz < 1:
-            raise ValueError(f"lipschitz must be in (0, 1) for the block to be invertible, got {lipschitz!r}")
-        if tol is not None and not tol > 0:
-            raise ValueError(f"tol must be > 0, got {tol!r}")
+            check_int(name, v)
+        check_float("lipschitz", lipschitz, gt=0, lt=1)  # Lip(g) < 1: the block is invertible
+        check_float("tol", tol, gt=0, optional=True)
         self.dim, self.hidden, self.layers, self.lipschitz = dim, hidden, layers, float(lipschitz)
         self.n_power_iterations, self.n_terms, self.n_probes = n_power_iterations, n_terms, n_probes
         self.exact = dim <= 2 if exact is None else bool(exact)
@@ -388,11 +371,6 @@ class ResidualBlock(nn.Module):
         for a, b in zip(sizes[:-1], sizes[1:]):
             mods += [SpectralLinear(a, b, coeff=coeff, n_power_iterations=n_power_iterations), LipSwish()]
         self.g = nn.Sequential(*mods[:-1])
-
-    def config(self) -> dict:
-        return dict(dim=self.dim, hidden=self.hidden, layers=self.layers, lipschitz=self.lipschitz,
-                    n_power_iterations=self.n_power_iterations, exact=self.exact, n_terms=self.n_terms,
-                    n_probes=self.n_probes, max_iter=self.max_iter, tol=self.tol)
 
     def linears(self) -> list[SpectralLinear]:
         return [m for m in self.g if isinstance(m, SpectralLinear)]
@@ -460,7 +438,7 @@ class ResidualBlock(nn.Module):
         )
 
 
-class ResidualFlow(Flow):
+class ResidualFlow(Configurable, Flow):
     """``blocks`` :class:`ResidualBlock` s, each preceded by an :class:`ActNorm` when ``actnorm``; base ``N(0, I)``.
 
     The other keyword arguments go to every block. With the exact log-determinant the flow runs
@@ -471,7 +449,7 @@ class ResidualFlow(Flow):
     def __init__(self, *, dim: int = 2, hidden: int = 64, blocks: int = 8, layers: int = 2, lipschitz: float = 0.9,
                  actnorm: bool = True, n_power_iterations: int = 1, exact: bool | None = None, n_terms: int = 10,
                  n_probes: int = 1, max_iter: int = 1000, tol: float | None = None):
-        check_positive_int("blocks", blocks)
+        check_int("blocks", blocks)
         block_kw = dict(dim=dim, hidden=hidden, layers=layers, lipschitz=lipschitz,
                         n_power_iterations=n_power_iterations, exact=exact, n_terms=n_terms, n_probes=n_probes,
                         max_iter=max_iter, tol=tol)
@@ -482,17 +460,17 @@ class ResidualFlow(Flow):
             transforms.append(ResidualBlock(**block_kw))
         super().__init__(dim, transforms)
         self.blocks, self.actnorm = blocks, bool(actnorm)
-        self._block_kw = block_kw
-
-    def config(self) -> dict:
-        return dict(self._block_kw, blocks=self.blocks, actnorm=self.actnorm)
+        block = transforms[-1]  # every block resolved the same arguments (exact=None became dim <= 2)
+        self.hidden, self.layers, self.lipschitz = block.hidden, block.layers, block.lipschitz
+        self.n_power_iterations, self.exact = block.n_power_iterations, block.exact
+        self.n_terms, self.n_probes, self.max_iter, self.tol = block.n_terms, block.n_probes, block.max_iter, block.tol
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (B, D) -> (z (B, D), log|det dz/dx| (B,))``, the same as :meth:`Flow.forward`; exact
         blocks take the fast path, series blocks the readable one."""
-        blocks = self.transforms[1::2] if self.actnorm else self.transforms
-        if not blocks[0].exact:
+        if not self.exact:
             return super().forward(x)
+        blocks = self.transforms[1::2] if self.actnorm else self.transforms
         from ._residual_fast import exact_residual_stack  # here: that module imports this one
         actnorms = list(self.transforms[0::2]) if self.actnorm else None
         return exact_residual_stack(self._check(x, "x"), list(blocks), actnorms)
@@ -500,12 +478,14 @@ class ResidualFlow(Flow):
 
 # ------------------------------------------------------------------ dequantised digits
 def dequantize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``x + u`` with ``u ~ U[0, 1)^D`` (eq. ``eq-dequantization``): integer levels -> float, same shape."""
+    """``x + u`` with ``u ~ U[0, 1)^D`` (eq. ``eq-dequantization``): integer levels -> float, same shape.
+
+    ``u`` is drawn on ``x``'s device, so a ``generator`` must live there."""
     x = x.float() if not x.is_floating_point() else x
-    return x + _noise(torch.rand, tuple(x.shape), x, generator)
+    return x + _random.rand_like(x, generator)
 
 
-class LogitTransform(nn.Module):
+class LogitTransform(Configurable, nn.Module):
     """``y = logit(alpha + (1 - 2 alpha) x / levels)`` for ``x`` in ``[0, levels]`` (eq. ``eq-logit``).
 
     ``alpha`` keeps the logit away from +-inf at the ends. ``log|dy/dx| =
@@ -517,13 +497,9 @@ class LogitTransform(nn.Module):
 
     def __init__(self, *, levels: int = 17, alpha: float = 0.05):
         super().__init__()
-        check_positive_int("levels", levels)
-        if not 0 < alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+        check_int("levels", levels)
+        check_float("alpha", alpha, gt=0, lt=0.5)
         self.levels, self.alpha = levels, float(alpha)
-
-    def config(self) -> dict:
-        return dict(levels=self.levels, alpha=self.alpha)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.alpha + (1 - 2 * self.alpha) * x / self.levels
@@ -558,9 +534,6 @@ class DigitsFlow(RealNVP):
         self.transforms.insert(0, LogitTransform(levels=levels, alpha=alpha))
         self.levels, self.alpha = levels, float(alpha)
 
-    def config(self) -> dict:
-        return dict(super().config(), levels=self.levels, alpha=self.alpha)
-
     def _check(self, x, name: str) -> torch.Tensor:
         if name == "x" and isinstance(x, torch.Tensor) and not x.is_floating_point():
             raise ValueError(f"x must hold dequantised (floating-point) values, got dtype {x.dtype}; "
@@ -582,7 +555,7 @@ class DigitsFlow(RealNVP):
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """``-(1/S) sum_s log p(x + u_s)``, ``(B,)`` nats per image, ``u_s ~ U[0,1)^D`` (in eval mode): an unbiased
         estimate of an upper bound on ``-log P(x)``."""
-        check_positive_int("n_samples", n_samples)
+        check_int("n_samples", n_samples)
         x = check_sequences(x, self.levels, self.dim).to(self.base.loc.device, self.base.loc.dtype)
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         with eval_mode(self):
@@ -601,7 +574,7 @@ class DigitsFlow(RealNVP):
         In expectation it is an upper bound on ``-log P(x)``, no looser than :meth:`nll_bound`'s
         with the same ``S`` (equal to it for ``S = 1``), and it tends to ``-log P(x)`` as ``S`` grows.
         """
-        check_positive_int("n_samples", n_samples)
+        check_int("n_samples", n_samples)
         x = check_sequences(x, self.levels, self.dim).to(self.base.loc.device, self.base.loc.dtype)
         with eval_mode(self):
             lp = torch.stack([self.log_prob(dequantize(x, generator=generator)).double()

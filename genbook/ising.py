@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from .sampling import Info, State, _all_accepted, _check_generator
+from ._checks import check_float, check_int, check_spins
+from ._random import bernoulli_spins, check_generator
+from .sampling import Info, State
+
+__all__ = ["all_spins", "ising_energy", "ising_exact", "IsingGibbs"]
 
 
 def all_spins(n: int, *, start: int = 0, stop: int | None = None, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -23,12 +27,6 @@ def all_spins(n: int, *, start: int = 0, stop: int | None = None, dtype=torch.fl
     return (2 * bits - 1).to(dtype)
 
 
-def _bernoulli_spins(p_up: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Independent spins, +1 with probability ``p_up`` (elementwise) and -1 otherwise."""
-    u = torch.rand(p_up.shape, generator=generator, device=p_up.device, dtype=p_up.dtype)
-    return torch.where(u < p_up, 1.0, -1.0).to(p_up.dtype)
-
-
 def ising_energy(spins: torch.Tensor, *, J: float = 1.0, h: float = 0.0) -> torch.Tensor:
     """``E(s) = -J sum_<ij> s_i s_j - h sum_i s_i`` on an L x L periodic lattice: ``(B, L, L) -> (B,)``."""
     bonds = spins * torch.roll(spins, 1, dims=1) + spins * torch.roll(spins, 1, dims=2)
@@ -40,7 +38,7 @@ def ising_exact(L: int, beta: float, *, J: float = 1.0, h: float = 0.0) -> dict[
 
     Feasible up to L = 4 (65,536 states); the count doubles with every added spin.
     """
-    n = L * L
+    n = check_int("L", L) ** 2
     if n > 20:
         raise ValueError(f"enumeration needs 2**{n} states; use L <= 4")
     spins = all_spins(n).reshape(-1, L, L)  # (2^n, L, L), float64
@@ -62,20 +60,16 @@ class IsingGibbs:
     """
 
     def __init__(self, L: int, *, beta: float, J: float = 1.0, h: float = 0.0, generator=None):
-        if not isinstance(L, int) or L < 2 or L % 2:
+        if not isinstance(L, int) or isinstance(L, bool) or L < 2 or L % 2:
             raise ValueError(f"L must be an even int >= 2 (checkerboard with periodic edges), got {L!r}")
-        if not beta >= 0:
-            raise ValueError(f"beta must be >= 0, got {beta!r}")
-        self.L, self.beta, self.J, self.h, self.generator = L, float(beta), float(J), float(h), generator
+        self.L, self.beta, self.J, self.h = L, check_float("beta", beta, ge=0), check_float("J", J), check_float("h", h)
+        self.generator = generator
         ij = torch.arange(L)
         self.colour = ((ij[:, None] + ij[None, :]) % 2).bool()  # (L, L)
 
     def init(self, spins: torch.Tensor) -> State:
-        if spins.ndim != 3 or spins.shape[1:] != (self.L, self.L):
-            raise ValueError(f"spins must have shape (chains, {self.L}, {self.L}), got {tuple(spins.shape)}")
-        if not ((spins == 1) | (spins == -1)).all():
-            raise ValueError("spins must be +1 or -1")
-        _check_generator(self.generator, spins.device)
+        check_spins("spins", spins, ("chains", self.L, self.L))
+        check_generator(self.generator, spins.device)
         s = spins.float()
         return State(s, -self.beta * ising_energy(s, J=self.J, h=self.h))
 
@@ -85,6 +79,6 @@ class IsingGibbs:
         for c in (False, True):
             field = torch.roll(s, 1, 1) + torch.roll(s, -1, 1) + torch.roll(s, 1, 2) + torch.roll(s, -1, 2)
             p_up = torch.sigmoid(2 * self.beta * (self.J * field + self.h))
-            s = torch.where(colour == c, _bernoulli_spins(p_up, self.generator), s)
+            s = torch.where(colour == c, bernoulli_spins(p_up, self.generator), s)
         log_p = -self.beta * ising_energy(s, J=self.J, h=self.h)
-        return State(s, log_p), _all_accepted(log_p)
+        return State(s, log_p), Info.all_accepted(log_p)

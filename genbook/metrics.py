@@ -6,6 +6,10 @@ import math
 
 import torch
 
+from ._checks import check_int, describe
+
+__all__ = ["nll", "bits_per_dim", "uniform_nll"]
+
 
 @torch.no_grad()
 def nll(model, data: torch.Tensor, *, batch_size: int = 1024) -> float:
@@ -15,7 +19,8 @@ def nll(model, data: torch.Tensor, *, batch_size: int = 1024) -> float:
     model, never a likelihood to report).
     """
     if not isinstance(data, torch.Tensor) or data.ndim < 1 or data.shape[0] == 0:
-        raise ValueError(f"data must be a non-empty tensor, got {getattr(data, 'shape', type(data).__name__)}")
+        raise ValueError(f"data must be a non-empty tensor, got {describe(data)}")
+    check_int("batch_size", batch_size)
     total = 0.0
     for i in range(0, data.shape[0], batch_size):
         lp = model.log_prob(data[i : i + batch_size]).double()
@@ -27,8 +32,7 @@ def nll(model, data: torch.Tensor, *, batch_size: int = 1024) -> float:
 
 def bits_per_dim(nats_per_example: float, dims: int) -> float:
     """Convert nats per example to bits per dimension: ``nats / (dims * ln 2)``."""
-    if not isinstance(dims, int) or dims < 1:
-        raise ValueError(f"dims must be a positive int, got {dims!r}")
+    check_int("dims", dims)
     return nats_per_example / (dims * math.log(2))
 
 
@@ -37,8 +41,6 @@ def uniform_nll(levels: int, dims: int) -> float:
 
     For 8x8 digits with 17 levels this is 64 ln 17 = 181.3 nats per image.
     """
-    if not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
-    if not isinstance(dims, int) or dims < 1:
-        raise ValueError(f"dims must be a positive int, got {dims!r}")
+    check_int("levels", levels, min=2)
+    check_int("dims", dims)
     return dims * math.log(levels)

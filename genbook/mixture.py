@@ -8,7 +8,11 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_points
+from . import _random
+from ._checks import check_float, check_int, check_points, check_tensor
+from .io import Configurable
+
+__all__ = ["gaussian_log_density", "kmeans_plusplus", "GaussianMixture", "GridLatentModel"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -28,22 +32,22 @@ def kmeans_plusplus(x: torch.Tensor, k: int, *, generator: torch.Generator | Non
 
     The first centre is a uniformly random point; each next one is drawn with probability
     proportional to its squared distance from the nearest centre chosen so far, which
-    spreads the starts over the clusters. ``(N, D) -> (k, D)``.
+    spreads the starts over the clusters. ``(N, D) -> (k, D)``; drawn on ``x``'s device, so a
+    ``generator`` must live there.
     """
-    if not isinstance(k, int) or not 1 <= k <= x.shape[0]:
-        raise ValueError(f"k must be an int in 1..{x.shape[0]} (the number of rows), got {k!r}")
-    first = int(torch.randint(0, x.shape[0], (1,), generator=generator))
+    check_int("k", k, max=x.shape[0])  # at most the number of rows
+    first = int(_random.randint(0, x.shape[0], (1,), generator, device=x.device))
     centres = [x[first]]
     nearest = ((x - x[first]) ** 2).sum(1)  # (N,)
     for _ in range(1, k):
-        weights = nearest.cpu() if float(nearest.sum()) > 0 else torch.ones(x.shape[0])
-        nxt = int(torch.multinomial(weights, 1, generator=generator))
+        weights = nearest if float(nearest.sum()) > 0 else torch.ones(x.shape[0], device=x.device)
+        nxt = int(_random.multinomial(weights, 1, generator))
         centres.append(x[nxt])
         nearest = torch.minimum(nearest, ((x - x[nxt]) ** 2).sum(1))
     return torch.stack(centres)
 
 
-class GaussianMixture(nn.Module):
+class GaussianMixture(Configurable, nn.Module):
     """``q(x | w) = sum_c alpha_c N(x; mu_c, Sigma_c)`` fitted by expectation-maximisation (eq. ``eq-mixture``).
 
     Full covariances, with ``reg_covar`` added to their diagonals as in scikit-learn, and the
@@ -61,27 +65,17 @@ class GaussianMixture(nn.Module):
         max_iter: int = 100,
     ):
         super().__init__()
-        if not isinstance(n_components, int) or n_components < 1:
-            raise ValueError(f"n_components must be a positive int, got {n_components!r}")
-        if not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
-        if not reg_covar >= 0:
-            raise ValueError(f"reg_covar must be >= 0, got {reg_covar!r}")
+        check_int("n_components", n_components)
+        check_int("n_features", n_features)
+        check_float("reg_covar", reg_covar, ge=0)
+        check_float("tol", tol, ge=0)
+        check_int("max_iter", max_iter)
         self.n_components, self.n_features = n_components, n_features
         self.reg_covar, self.tol, self.max_iter = float(reg_covar), float(tol), int(max_iter)
         C, D = n_components, n_features
         self.register_buffer("weights_", torch.full((C,), 1.0 / C, dtype=torch.float64))
         self.register_buffer("means_", torch.zeros(C, D, dtype=torch.float64))
         self.register_buffer("covariances_", torch.eye(D, dtype=torch.float64).repeat(C, 1, 1))
-
-    def config(self) -> dict:
-        return dict(
-            n_components=self.n_components,
-            n_features=self.n_features,
-            reg_covar=self.reg_covar,
-            tol=self.tol,
-            max_iter=self.max_iter,
-        )
 
     # ---- the two EM steps
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +109,7 @@ class GaussianMixture(nn.Module):
     ) -> "GaussianMixture":
         """Run EM from the given starting point (default: k-means++ seeds as means,
         the data covariance for every component, equal weights)."""
-        x = check_points(X, "X", self.n_features).to(self.means_.device, torch.float64)
+        x = check_points("X", X, self.n_features).to(self.means_.device, torch.float64)
         C = self.n_components
         if x.shape[0] < C:
             raise ValueError(f"X needs at least n_components={C} rows, got {x.shape[0]}")
@@ -147,21 +141,17 @@ class GaussianMixture(nn.Module):
         C, D = self.n_components, self.n_features
         kw = dict(dtype=torch.float64, device=self.means_.device)
         weights, means, covariances = (torch.as_tensor(t, **kw) for t in (weights, means, covariances))
-        for name, t, shape in (
-            ("weights_init", weights, (C,)),
-            ("means_init", means, (C, D)),
-            ("covariances_init", covariances, (C, D, D)),
-        ):
-            if tuple(t.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+        check_tensor("weights_init", weights, shape=(C,))
+        check_tensor("means_init", means, shape=(C, D))
+        check_tensor("covariances_init", covariances, shape=(C, D, D))
         if (weights <= 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
-            raise ValueError("weights_init must be positive and sum to 1")
+            raise ValueError(f"weights_init must be positive and sum to 1, got {weights.tolist()}")
         self.weights_, self.means_, self.covariances_ = weights, means, covariances
 
     # ---- the density-model contract
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log q(x)`` in nats, ``(B, D) -> (B,)`` float64."""
-        x = check_points(x, "x", self.n_features).to(self.means_.device, torch.float64)
+        x = check_points("x", x, self.n_features).to(self.means_.device, torch.float64)
         return torch.logsumexp(self._joint(x), dim=1)
 
     def score_samples(self, X: torch.Tensor) -> torch.Tensor:
@@ -172,7 +162,7 @@ class GaussianMixture(nn.Module):
         return float(self.log_prob(X).mean())
 
     def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
-        x = check_points(X, "X", self.n_features).to(self.means_.device, torch.float64)
+        x = check_points("X", X, self.n_features).to(self.means_.device, torch.float64)
         return self.e_step(x)[0].exp()
 
     def predict(self, X: torch.Tensor) -> torch.Tensor:
@@ -180,17 +170,16 @@ class GaussianMixture(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Ancestral sampling: ``c ~ alpha``, then ``x ~ N(mu_c, Sigma_c)``; ``(n, D)`` float64."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        c = torch.multinomial(self.weights_.cpu(), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.n_features, 1, generator=generator, dtype=torch.float64)
-        chol = torch.linalg.cholesky(self.covariances_.cpu())
-        x = self.means_.cpu()[c] + (chol[c] @ eps).squeeze(-1)
-        return x.to(self.means_.device)
+        """Ancestral sampling: ``c ~ alpha``, then ``x ~ N(mu_c, Sigma_c)``; ``(n, D)`` float64, drawn on the
+        model's device (a ``generator`` must live there)."""
+        check_int("n", n)
+        c = _random.multinomial(self.weights_, n, generator, replacement=True)
+        eps = _random.randn((n, self.n_features, 1), generator, device=self.means_.device, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self.covariances_)
+        return self.means_[c] + (chol[c] @ eps).squeeze(-1)
 
 
-class GridLatentModel(nn.Module):
+class GridLatentModel(Configurable, nn.Module):
     """``q(x | w) = sum_j N(x; f_w(z_j), diag(sigma^2)) p(z_j)`` with ``J`` fixed latent points (eq. ``eq-latent``).
 
     The latent points ``z_j`` are evenly spaced in [-1, 1] (one latent dimension) with
@@ -200,9 +189,9 @@ class GridLatentModel(nn.Module):
 
     def __init__(self, *, n_features: int = 2, n_latent: int = 64, hidden: int = 64):
         super().__init__()
-        for name, v in (("n_features", n_features), ("n_latent", n_latent), ("hidden", hidden)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_int("n_features", n_features)
+        check_int("n_latent", n_latent)
+        check_int("hidden", hidden)
         self.n_features, self.n_latent, self.hidden = n_features, n_latent, hidden
         self.register_buffer("z", torch.linspace(-1, 1, n_latent)[:, None])  # (J, 1)
         self.decoder = nn.Sequential(
@@ -210,16 +199,13 @@ class GridLatentModel(nn.Module):
         )
         self.log_sigma = nn.Parameter(torch.full((n_features,), -1.0))
 
-    def config(self) -> dict:
-        return dict(n_features=self.n_features, n_latent=self.n_latent, hidden=self.hidden)
-
     def decode(self) -> torch.Tensor:
         """The decoded latent grid ``f_w(z_j)``: ``(J, D)``."""
         return self.decoder(self.z)
 
     def joint(self, x: torch.Tensor) -> torch.Tensor:
         """``log N(x_i; f(z_j), sigma^2) + log p(z_j)``: ``(B, D) -> (B, J)``."""
-        x = check_points(x, "x", self.n_features).to(self.z.device, self.z.dtype)
+        x = check_points("x", x, self.n_features).to(self.z.device, self.z.dtype)
         mu = self.decode()  # (J, D)
         var = torch.exp(2 * self.log_sigma)  # (D,)
         sq = ((x[:, None, :] - mu[None]) ** 2 / var).sum(-1)  # (B, J)
@@ -239,8 +225,9 @@ class GridLatentModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        j = torch.randint(0, self.n_latent, (n,), generator=generator).to(self.z.device)
-        eps = torch.randn(n, self.n_features, generator=generator).to(self.z.device)
+        """``z_j`` uniform on the grid, then ``x = f(z_j) + sigma eps``: ``(n, D)``, drawn on the model's device
+        (a ``generator`` must live there)."""
+        check_int("n", n)
+        j = _random.randint(0, self.n_latent, (n,), generator, device=self.z.device)
+        eps = _random.randn((n, self.n_features), generator, device=self.z.device)  # in torch's default dtype
         return self.decode()[j] + torch.exp(self.log_sigma) * eps

@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+__all__ = ["PALETTE", "STYLE", "use_style", "subplots", "scatter", "density", "image_grid", "dag"]
+
 PALETTE = ["#1f5f8b", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#00798c", "#b07d62"]
 
 STYLE = {

@@ -17,25 +17,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
-from .ising import _bernoulli_spins, all_spins
-from .sampling import State, _all_accepted, _check_generator
+from ._checks import check_float, check_int, check_spins, check_tensor
+from ._random import bernoulli_spins, check_generator
+from .io import Configurable
+from .ising import all_spins
+from .sampling import Info, State
+
+__all__ = [
+    "MAX_ENUMERATION", "to_spins", "from_spins", "RBM", "exact_kl", "data_correlations", "model_correlations",
+    "BlockGibbs", "ContrastiveDivergence", "AISResult", "ais_log_partition", "base_fields_from_data",
+]
 
 MAX_ENUMERATION = 24  # 2^24 states of the smaller layer: a few seconds, in chunks
 
 
 # ------------------------------------------------------------------ spins and 0/1 data
-def _check_spins(s: torch.Tensor, name: str, n: int | None = None) -> None:
-    if not isinstance(s, torch.Tensor) or s.ndim != 2 or (n is not None and s.shape[1] != n):
-        want = f"(B, {n})" if n is not None else "(B, units)"
-        got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-        raise ValueError(f"{name} must be a tensor of shape {want} of +-1 spins, got {got}")
-    if not ((s == 1) | (s == -1)).all():
-        bad = s[(s != 1) & (s != -1)][0].item()
-        hint = " (0/1 data? convert it with rbm.to_spins)" if bad == 0 else ""
-        raise ValueError(f"{name} must contain only +1 and -1, found {bad}{hint}")
-
-
 def to_spins(x: torch.Tensor, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """0/1 data to +-1 spins, ``S = 2x - 1``; anything other than 0 or 1 is an error."""
     if not isinstance(x, torch.Tensor) or not ((x == 0) | (x == 1)).all():
@@ -46,7 +42,7 @@ def to_spins(x: torch.Tensor, *, dtype: torch.dtype | None = None) -> torch.Tens
 
 def from_spins(s: torch.Tensor) -> torch.Tensor:
     """+-1 spins to 0/1 integers, ``x = (S + 1) / 2``."""
-    _check_spins(s, "s")
+    check_spins("s", s, ("B", "units"))
     return ((s + 1) / 2).long()
 
 
@@ -59,11 +55,11 @@ def _log_2cosh(x: torch.Tensor) -> torch.Tensor:
 def _random_spins(n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """``(n, V)`` uniformly random +-1 spins with ``like``'s dtype and device (``like`` is ``W (V, H)``)."""
     half = torch.full((n, like.shape[0]), 0.5, dtype=like.dtype, device=like.device)
-    return _bernoulli_spins(half, generator)
+    return bernoulli_spins(half, generator)
 
 
 # ------------------------------------------------------------------ the model
-class RBM(nn.Module):
+class RBM(Configurable, nn.Module):
     """An RBM with ``n_visible`` and ``n_hidden`` +-1 units (eq. ``eq-rbm-joint``).
 
     ``log_prob`` is exact: it enumerates the smaller layer to get ``log Z``, which is feasible
@@ -74,10 +70,10 @@ class RBM(nn.Module):
 
     def __init__(self, *, n_visible: int, n_hidden: int, beta: float = 1.0, fields: bool = True, init_std: float = 0.01):
         super().__init__()
-        check_positive_int("n_visible", n_visible)
-        check_positive_int("n_hidden", n_hidden)
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0, got {beta!r}")
+        check_int("n_visible", n_visible)
+        check_int("n_hidden", n_hidden)
+        check_float("beta", beta, gt=0)
+        check_float("init_std", init_std, ge=0)
         self.n_visible, self.n_hidden, self.beta, self.fields = n_visible, n_hidden, float(beta), bool(fields)
         self.init_std = float(init_std)
         self.W = nn.Parameter(init_std * torch.randn(n_visible, n_hidden))
@@ -87,9 +83,6 @@ class RBM(nn.Module):
         else:  # the slides' model: no fields, and none to learn
             self.register_buffer("a", torch.zeros(n_visible))
             self.register_buffer("b", torch.zeros(n_hidden))
-
-    def config(self) -> dict:
-        return dict(n_visible=self.n_visible, n_hidden=self.n_hidden, beta=self.beta, fields=self.fields, init_std=self.init_std)
 
     @classmethod
     def from_binary(cls, weights: torch.Tensor, visible_bias: torch.Tensor, hidden_bias: torch.Tensor) -> RBM:
@@ -102,9 +95,9 @@ class RBM(nn.Module):
         w = torch.as_tensor(weights, dtype=torch.get_default_dtype())
         c = torch.as_tensor(visible_bias, dtype=w.dtype)
         d = torch.as_tensor(hidden_bias, dtype=w.dtype)
-        V, H = w.shape
-        if c.shape != (V,) or d.shape != (H,):
-            raise ValueError(f"need weights (V, H), visible_bias (V,), hidden_bias (H,); got {tuple(w.shape)}, {tuple(c.shape)}, {tuple(d.shape)}")
+        V, H = check_tensor("weights", w, shape=("V", "H")).shape
+        check_tensor("visible_bias", c, shape=(V,))
+        check_tensor("hidden_bias", d, shape=(H,))
         rbm = cls(n_visible=V, n_hidden=H)
         with torch.no_grad():
             rbm.W.copy_(-w / 4)
@@ -134,17 +127,17 @@ class RBM(nn.Module):
         return torch.sigmoid(-2 * self.beta * self.visible_field(sigma))
 
     def sample_hidden(self, S: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _bernoulli_spins(self.p_hidden(S), generator)
+        return bernoulli_spins(self.p_hidden(S), generator)
 
     def sample_visible(self, sigma: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _bernoulli_spins(self.p_visible(sigma), generator)
+        return bernoulli_spins(self.p_visible(sigma), generator)
 
     def free_energy(self, S: torch.Tensor) -> torch.Tensor:
         """``F(S) = beta a^T S - sum_i log 2 cosh(beta h_i)``, so that ``q(S) = exp(-F(S)) / Z`` (eq. ``eq-rbm-free-energy``).
 
         ``(B, V) -> (B,)``; the sum over the 2^H hidden states in closed form.
         """
-        _check_spins(S, "S", self.n_visible)
+        check_spins("S", S, ("B", self.n_visible))
         return self._free_energy(S.to(self.W.dtype))
 
     def _free_energy(self, S: torch.Tensor) -> torch.Tensor:
@@ -183,8 +176,8 @@ class RBM(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` visible configurations ``(n, V)`` after ``steps`` block-Gibbs sweeps from uniform random spins."""
-        if not isinstance(n, int) or n < 1 or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"n and steps must be positive ints, got n={n!r}, steps={steps!r}")
+        check_int("n", n)
+        check_int("steps", steps)
         S = _random_spins(n, self.W, generator)
         kernel = BlockGibbs(self, generator=generator)
         state = kernel.init(S)
@@ -199,7 +192,7 @@ def exact_kl(rbm: RBM, data: torch.Tensor) -> float:
 
     Repeated rows count with their multiplicity. Needs an enumerable model (``log_partition``).
     """
-    _check_spins(data, "data", rbm.n_visible)
+    check_spins("data", data, ("B", rbm.n_visible))
     patterns, counts = torch.unique(data, dim=0, return_counts=True)
     p = counts.double() / counts.sum()
     with torch.no_grad():
@@ -212,7 +205,7 @@ def data_correlations(rbm: RBM, S: torch.Tensor) -> torch.Tensor:
 
     The hidden spins are summed out exactly: ``E[sigma_i | S] = -tanh(beta h_i)``.
     """
-    _check_spins(S, "S", rbm.n_visible)
+    check_spins("S", S, ("B", rbm.n_visible))
     S = S.to(rbm.W.dtype)
     return S.T @ (-torch.tanh(rbm.beta * rbm.hidden_field(S))) / S.shape[0]
 
@@ -240,8 +233,8 @@ class BlockGibbs:
         self.rbm, self.generator, self.last_hidden = rbm, generator, None
 
     def init(self, S0: torch.Tensor) -> State:
-        _check_spins(S0, "S0", self.rbm.n_visible)
-        _check_generator(self.generator, S0.device)
+        check_spins("S0", S0, ("B", self.rbm.n_visible))
+        check_generator(self.generator, S0.device)
         with torch.no_grad():
             S = S0.to(self.rbm.W.dtype)
             return State(S, -self.rbm._free_energy(S))
@@ -252,7 +245,7 @@ class BlockGibbs:
         S = self.rbm.sample_visible(sigma, generator=self.generator)
         self.last_hidden = sigma
         log_p = -self.rbm._free_energy(S)  # S is +-1 by construction: no check on every step
-        return State(S, log_p), _all_accepted(log_p)
+        return State(S, log_p), Info.all_accepted(log_p)
 
 
 class ContrastiveDivergence(nn.Module):
@@ -268,8 +261,8 @@ class ContrastiveDivergence(nn.Module):
 
     def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = False, chains: int = 100, generator: torch.Generator | None = None):
         super().__init__()
-        check_positive_int("k", k)
-        check_positive_int("chains", chains)
+        check_int("k", k)
+        check_int("chains", chains)
         self.rbm, self.k, self.persistent, self.chains, self.generator = rbm, k, persistent, chains, generator
         self.negatives: torch.Tensor | None = None
 
@@ -285,7 +278,7 @@ class ContrastiveDivergence(nn.Module):
         return state.x
 
     def loss(self, S: torch.Tensor) -> torch.Tensor:
-        _check_spins(S, "S", self.rbm.n_visible)
+        check_spins("S", S, ("B", self.rbm.n_visible))
         S = S.to(self.rbm.W.dtype)
         negatives = self.negative_samples(S)
         return self.rbm._free_energy(S).mean() - self.rbm._free_energy(negatives).mean()
@@ -318,26 +311,25 @@ def ais_log_partition(
     moves by one block-Gibbs step per temperature. ``E[Z_hat] = Z``, so ``log Z_hat`` is too
     low on average (Jensen); ``std_err`` reports its spread.
     """
-    if not isinstance(n_temps, int) or n_temps < 1 or not isinstance(chains, int) or chains < 2:
-        raise ValueError(f"need n_temps >= 1 and chains >= 2, got n_temps={n_temps!r}, chains={chains!r}")
+    check_int("n_temps", n_temps)
+    check_int("chains", chains, min=2)
     dev, dt, beta = rbm.W.device, rbm.W.dtype, rbm.beta
     a0 = torch.zeros(rbm.n_visible, device=dev, dtype=dt) if base_fields is None else base_fields.to(device=dev, dtype=dt)
-    if a0.shape != (rbm.n_visible,):
-        raise ValueError(f"base_fields must have shape ({rbm.n_visible},), got {tuple(a0.shape)}")
+    check_tensor("base_fields", a0, shape=(rbm.n_visible,))
 
     def minus_f(S: torch.Tensor, t: float) -> torch.Tensor:  # log of the unnormalised marginal at t
         a_t = t * rbm.a + (1 - t) * a0
         return -beta * (S @ a_t) + _log_2cosh(beta * t * rbm.hidden_field(S)).sum(1)
 
     log_Z0 = rbm.n_hidden * math.log(2) + _log_2cosh(beta * a0).sum()
-    S = _bernoulli_spins(torch.sigmoid(-2 * beta * a0).expand(chains, -1).contiguous(), generator)
+    S = bernoulli_spins(torch.sigmoid(-2 * beta * a0).expand(chains, -1).contiguous(), generator)
     log_w = torch.zeros(chains, device=dev, dtype=torch.float64)
     ts = torch.linspace(0, 1, n_temps + 1).tolist()
     for t_prev, t in zip(ts[:-1], ts[1:]):
         log_w += (minus_f(S, t) - minus_f(S, t_prev)).double()
         # a block-Gibbs step that leaves the distribution at t invariant
-        sigma = _bernoulli_spins(torch.sigmoid(-2 * beta * t * rbm.hidden_field(S)), generator)
-        S = _bernoulli_spins(torch.sigmoid(-2 * beta * (t * (sigma @ rbm.W.T) + t * rbm.a + (1 - t) * a0)), generator)
+        sigma = bernoulli_spins(torch.sigmoid(-2 * beta * t * rbm.hidden_field(S)), generator)
+        S = bernoulli_spins(torch.sigmoid(-2 * beta * (t * (sigma @ rbm.W.T) + t * rbm.a + (1 - t) * a0)), generator)
     log_mean_w = torch.logsumexp(log_w, 0) - math.log(chains)
     w = torch.exp(log_w - log_w.max())
     rel_se = float(w.std() / w.mean()) / math.sqrt(chains)  # se of log(mean w) by the delta method
@@ -350,6 +342,6 @@ def base_fields_from_data(S: torch.Tensor, *, beta: float = 1.0, eps: float = 1e
     A base distribution for :func:`ais_log_partition` closer to a trained model than the
     uniform one (means clipped to ``+-(1 - 2 eps)`` so ``atanh`` stays finite).
     """
-    _check_spins(S, "S")
+    check_spins("S", S, ("B", "units"))
     m = S.double().mean(0).clamp(-1 + 2 * eps, 1 - 2 * eps)
     return (-torch.atanh(m) / beta).to(torch.get_default_dtype())

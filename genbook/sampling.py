@@ -20,24 +20,22 @@ from typing import Callable
 
 import torch
 
+from . import _random
+from ._checks import check_bool, check_finite, check_float, check_int, check_tensor
+
+__all__ = [
+    "State", "Info", "RandomWalkMetropolis", "IndependentMetropolisHastings", "MALA", "Langevin", "GaussianGibbs",
+    "RunResult", "run", "autocovariance", "autocorrelation", "effective_sample_size", "split_rhat",
+    "mh_transition_matrix", "gaussian_target", "ill_conditioned_cov", "banana_log_prob",
+]
+
 LogProb = Callable[[torch.Tensor], torch.Tensor]
 
 
 # ------------------------------------------------------------------ random numbers
-def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator lives on {generator.device} but the chains on {device}; "
-            f"pass torch.Generator(device={str(device)!r})"
-        )
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-
-
+# Draws follow genbook._random's policy: on the chains' device, with a generator on that device.
 def _log_uniform(n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+    u = _random.rand(n, generator, device=like.device, dtype=like.dtype)
     return torch.log(u.clamp_min(torch.finfo(like.dtype).tiny))
 
 
@@ -58,12 +56,10 @@ class Info:
     accepted: torch.Tensor
     log_alpha: torch.Tensor
 
-
-def _check_step_size(step_size: float) -> float:
-    ok = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
-    if not (ok and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
-    return float(step_size)
+    @classmethod
+    def all_accepted(cls, log_p: torch.Tensor) -> Info:
+        """The ``Info`` of a kernel whose every move is taken (Gibbs, unadjusted Langevin)."""
+        return cls(accepted=torch.ones_like(log_p, dtype=torch.bool), log_alpha=torch.zeros_like(log_p))
 
 
 def _evaluate(log_prob: LogProb, x: torch.Tensor) -> torch.Tensor:
@@ -75,11 +71,7 @@ def _evaluate(log_prob: LogProb, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_start(log_prob: LogProb, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or not x0.is_floating_point():
-        got = f"{tuple(x0.shape)} {x0.dtype}" if isinstance(x0, torch.Tensor) else type(x0).__name__
-        raise ValueError(f"x0 must be a floating-point tensor of shape (chains, dims), got {got}")
-    if not torch.isfinite(x0).all():
-        raise ValueError("x0 contains NaN or infinite values")
+    check_finite("x0", check_tensor("x0", x0, shape=("chains", "dims"), dtype="float"))
     log_p = _evaluate(log_prob, x0)
     bad = ~torch.isfinite(log_p)
     if bad.any():
@@ -93,14 +85,9 @@ def _check_start(log_prob: LogProb, x0: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def _init_state(log_prob: LogProb, generator: torch.Generator | None, x0: torch.Tensor) -> State:
     """The chains' starting state after checking ``x0``, the generator's device and ``log_prob`` there."""
-    _check_generator(generator, x0.device)
+    _random.check_generator(generator, x0.device)
     x0, log_p = _check_start(log_prob, x0)
     return State(x0, log_p)
-
-
-def _all_accepted(log_p: torch.Tensor) -> Info:
-    """The ``Info`` of a kernel whose every move is taken (Gibbs, unadjusted Langevin)."""
-    return Info(accepted=torch.ones_like(log_p, dtype=torch.bool), log_alpha=torch.zeros_like(log_p))
 
 
 def _value_and_grad(log_prob: LogProb, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,13 +120,13 @@ class RandomWalkMetropolis:
     """
 
     def __init__(self, log_prob: LogProb, *, step_size: float, generator: torch.Generator | None = None):
-        self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
+        self.log_prob, self.step_size, self.generator = log_prob, check_float("step_size", step_size, gt=0), generator
 
     def init(self, x0: torch.Tensor) -> State:
         return _init_state(self.log_prob, self.generator, x0)
 
     def step(self, state: State) -> tuple[State, Info]:
-        x_new = state.x + self.step_size * _randn(state.x, self.generator)
+        x_new = state.x + self.step_size * _random.randn_like(state.x, self.generator)
         proposal = State(x_new, _evaluate(self.log_prob, x_new))
         return _accept(state, proposal, proposal.log_p - state.log_p, self.generator)
 
@@ -158,8 +145,7 @@ class IndependentMetropolisHastings:
 
     def __init__(self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None,
                  hastings: bool = True):
-        if not isinstance(hastings, bool):
-            raise ValueError(f"hastings must be True or False, got {hastings!r}")
+        check_bool("hastings", hastings)
         self.log_prob, self.proposal, self.generator, self.hastings = log_prob, proposal, generator, hastings
 
     def init(self, x0: torch.Tensor) -> State:
@@ -183,11 +169,11 @@ class IndependentMetropolisHastings:
         # else by inverse transform when it offers icdf; otherwise refuse rather than ignore the generator.
         q = self.proposal
         if isinstance(q, torch.distributions.MultivariateNormal):
-            eps = torch.randn(n, *q.event_shape, generator=self.generator, device=like.device, dtype=like.dtype)
+            eps = _random.randn((n, *q.event_shape), self.generator, device=like.device, dtype=like.dtype)
             return q.loc.to(like) + eps @ q.scale_tril.to(like).mT
         base = q.base_dist if isinstance(q, torch.distributions.Independent) else q
         try:
-            u = torch.rand(n, *q.event_shape, generator=self.generator, device=like.device, dtype=like.dtype)
+            u = _random.rand((n, *q.event_shape), self.generator, device=like.device, dtype=like.dtype)
             return base.icdf(u)
         except NotImplementedError as err:
             raise ValueError("this proposal has no icdf; pass generator=None to use torch's global generator") from err
@@ -197,7 +183,7 @@ class _LangevinKernel:
     """What the two Langevin kernels share: the gradient at the start and the Langevin move."""
 
     def __init__(self, log_prob: LogProb, *, step_size: float, generator: torch.Generator | None = None):
-        self.log_prob, self.step_size, self.generator = log_prob, _check_step_size(step_size), generator
+        self.log_prob, self.step_size, self.generator = log_prob, check_float("step_size", step_size, gt=0), generator
 
     def init(self, x0: torch.Tensor) -> State:
         x0 = _init_state(self.log_prob, self.generator, x0).x
@@ -207,7 +193,7 @@ class _LangevinKernel:
     def _move(self, state: State) -> torch.Tensor:
         """``x + eta grad log p(x) + sqrt(2 eta) eps`` (eq. ``eq-langevin``)."""
         eta = self.step_size
-        return state.x + eta * state.grad + math.sqrt(2 * eta) * _randn(state.x, self.generator)
+        return state.x + eta * state.grad + math.sqrt(2 * eta) * _random.randn_like(state.x, self.generator)
 
 
 class MALA(_LangevinKernel):
@@ -248,7 +234,7 @@ class Langevin(_LangevinKernel):
                 f"Langevin chains diverged (non-finite x) with step_size={self.step_size}; lower it"
             )
         log_p, grad = _value_and_grad(self.log_prob, x_new)
-        return State(x_new, log_p, grad), _all_accepted(log_p)
+        return State(x_new, log_p, grad), Info.all_accepted(log_p)
 
 
 class GaussianGibbs:
@@ -260,9 +246,8 @@ class GaussianGibbs:
     """
 
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor, *, generator: torch.Generator | None = None):
-        D = mean.shape[0]
-        if cov.shape != (D, D):
-            raise ValueError(f"cov must have shape ({D}, {D}) to match mean, got {tuple(cov.shape)}")
+        D = check_tensor("mean", mean, shape=("D",)).shape[0]
+        check_tensor("cov", cov, shape=(D, D))
         self.mean, self.precision, self.generator = mean, torch.linalg.inv(cov), generator
         self._log_prob = gaussian_target(mean, cov)
 
@@ -275,9 +260,9 @@ class GaussianGibbs:
         for i in range(x.shape[1]):
             others = (x - mu) @ P[i] - (x[:, i] - mu[i]) * P[i, i]  # sum over j != i
             cond_mean = mu[i] - others / P[i, i]
-            x[:, i] = cond_mean + _randn(x[:, i], self.generator) / torch.sqrt(P[i, i])
+            x[:, i] = cond_mean + _random.randn_like(x[:, i], self.generator) / torch.sqrt(P[i, i])
         log_p = self._log_prob(x)
-        return State(x, log_p), _all_accepted(log_p)
+        return State(x, log_p), Info.all_accepted(log_p)
 
 
 # ------------------------------------------------------------------ driver
@@ -326,9 +311,10 @@ def run(
     runs stay reproducible for a given ``workers``, but differ from ``workers=1``.
     ``log_prob`` must be safe to call from several threads (plain torch functions are).
     """
-    for name, v, lo in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0), ("thin", thin, 1), ("workers", workers, 1)):
-        if not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    check_int("n_steps", n_steps)
+    check_int("burn_in", burn_in, min=0)
+    check_int("thin", thin)
+    check_int("workers", workers)
     if workers > 1:
         if x0.device.type != "cpu":
             raise ValueError(f"workers={workers} splits chains over CPU threads; x0 is on {x0.device}, use workers=1")
@@ -340,7 +326,7 @@ def run(
     if workers == 1:
         kept, accepted = _run_chains(kernel, x0, n_steps, burn_in, thin)
     else:
-        seeds = torch.randint(0, 2**62, (workers,), generator=kernel.generator).tolist()
+        seeds = _random.randint(0, 2**62, (workers,), kernel.generator).tolist()
         groups = []
         for seed, part in zip(seeds, x0.chunk(workers)):
             k = copy.copy(kernel)
@@ -389,8 +375,7 @@ def autocovariance(samples: torch.Tensor, *, center: bool = True) -> torch.Tenso
 
     ``center=False`` takes ``samples`` as already centred (e.g. about the mean of all chains).
     """
-    if samples.ndim != 3:
-        raise ValueError(f"samples must have shape (steps, chains, dims), got {tuple(samples.shape)}")
+    check_tensor("samples", samples, shape=("steps", "chains", "dims"))
     x = samples.double() - samples.double().mean(0, keepdim=True) if center else samples.double()
     n = x.shape[0]
     f = torch.fft.rfft(x, n=2 * n, dim=0)  # zero-padded: no wrap-around
@@ -446,9 +431,8 @@ def mh_transition_matrix(p_tilde: torch.Tensor, proposal: torch.Tensor) -> torch
     that sum to 1. Off the diagonal ``P[b, a] = q(b -> a) min(1, p~(a) q(a -> b) / (p~(b) q(b -> a)))``;
     the rejected mass stays on the diagonal.
     """
-    K = p_tilde.shape[0]
-    if proposal.shape != (K, K):
-        raise ValueError(f"proposal must have shape ({K}, {K}), got {tuple(proposal.shape)}")
+    K = check_tensor("p_tilde", p_tilde, shape=("K",)).shape[0]
+    check_tensor("proposal", proposal, shape=(K, K))
     if not bool((p_tilde > 0).all() and torch.isfinite(p_tilde).all()):
         raise ValueError("p_tilde must be finite and positive on every state")
     if (proposal < 0).any() or not torch.allclose(proposal.sum(1), torch.ones(K, dtype=proposal.dtype)):
@@ -469,9 +453,8 @@ def gaussian_target(mean: torch.Tensor, cov: torch.Tensor) -> LogProb:
     The Cholesky factor and the log-determinant are computed once, here; a call costs one
     triangular solve, or O(C D) when ``cov`` is diagonal (as from :func:`ill_conditioned_cov`).
     """
-    D = mean.shape[-1]
-    if mean.shape != (D,) or cov.shape != (D, D):
-        raise ValueError(f"need mean (D,) and cov (D, D), got {tuple(mean.shape)} and {tuple(cov.shape)}")
+    D = check_tensor("mean", mean, shape=("D",)).shape[0]
+    check_tensor("cov", cov, shape=(D, D))
     chol = torch.linalg.cholesky(cov)  # raises unless cov is symmetric positive definite
     const = -0.5 * D * math.log(2 * math.pi) - torch.log(torch.diagonal(chol)).sum()
     if torch.equal(cov, torch.diag(torch.diagonal(cov))):
@@ -492,8 +475,8 @@ def gaussian_target(mean: torch.Tensor, cov: torch.Tensor) -> LogProb:
 
 def ill_conditioned_cov(dim: int, condition: float, *, dtype=torch.float64) -> torch.Tensor:
     """A diagonal covariance whose variances are log-spaced from 1 to ``condition`` (its condition number)."""
-    if not isinstance(dim, int) or dim < 1 or not condition >= 1:
-        raise ValueError(f"need dim >= 1 and condition >= 1, got dim={dim!r}, condition={condition!r}")
+    check_int("dim", dim)
+    check_float("condition", condition, ge=1)
     return torch.diag(torch.logspace(0, math.log10(condition), dim, dtype=dtype))
 
 

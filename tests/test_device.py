@@ -102,5 +102,6 @@ def test_large_seed_is_accepted_by_numpy():
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", None, True])
 def test_bad_seed_raises(bad):
-    with pytest.raises(ValueError, match="seed"):
+    # genbook._checks.check_int names seed's argument, n
+    with pytest.raises(ValueError, match=r"^n must be an int >= 0, got"):
         genbook.seed(bad)

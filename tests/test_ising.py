@@ -190,12 +190,13 @@ def test_bad_beta_raises(beta):
 @pytest.mark.parametrize(
     "spins, word",
     [
-        (torch.ones(4, 4), r"spins must have shape \(chains, 4, 4\)"),
-        (torch.ones(3, 4, 6), r"spins must have shape \(chains, 4, 4\)"),
-        (torch.ones(3, 2, 2), r"spins must have shape \(chains, 4, 4\)"),
-        (torch.zeros(3, 4, 4), r"spins must be \+1 or -1"),
-        (torch.arange(48).reshape(3, 4, 4) % 2, r"spins must be \+1 or -1"),  # 0/1 bits instead of -1/+1
-        (torch.full((3, 4, 4), 2.0), r"spins must be \+1 or -1"),
+        # the spins check is genbook._checks.check_spins, shared with the RBM
+        (torch.ones(4, 4), r"spins must be a tensor of shape \(chains, 4, 4\) of \+-1 spins"),
+        (torch.ones(3, 4, 6), r"spins must be a tensor of shape \(chains, 4, 4\) of \+-1 spins"),
+        (torch.ones(3, 2, 2), r"spins must be a tensor of shape \(chains, 4, 4\) of \+-1 spins"),
+        (torch.zeros(3, 4, 4), r"spins must contain only \+1 and -1, found 0"),
+        (torch.arange(48).reshape(3, 4, 4) % 2, r"spins must contain only \+1 and -1, found 0"),  # 0/1 bits instead of -1/+1
+        (torch.full((3, 4, 4), 2.0), r"spins must contain only \+1 and -1, found 2"),
     ],
 )
 def test_bad_spins_raise(spins, word):

@@ -170,9 +170,10 @@ def test_fit_bad_data_raises(make, word, gen):
     [
         (dict(weights_init=torch.tensor([0.5, 0.6, 0.1])), "sum to 1"),
         (dict(weights_init=torch.tensor([1.2, -0.1, -0.1])), "positive"),
-        (dict(weights_init=torch.tensor([0.5, 0.5])), r"weights_init must have shape \(3,\)"),
-        (dict(means_init=torch.zeros(3, 3)), r"means_init must have shape \(3, 2\)"),
-        (dict(covariances_init=torch.eye(2)), r"covariances_init must have shape \(3, 2, 2\)"),
+        # the shape checks are genbook._checks.check_tensor's: "... must be a tensor of shape ..."
+        (dict(weights_init=torch.tensor([0.5, 0.5])), r"weights_init must be a tensor of shape \(3,\)"),
+        (dict(means_init=torch.zeros(3, 3)), r"means_init must be a tensor of shape \(3, 2\)"),
+        (dict(covariances_init=torch.eye(2)), r"covariances_init must be a tensor of shape \(3, 2, 2\)"),
     ],
 )
 def test_fit_bad_init_raises(kwargs, word, gen):
@@ -263,9 +264,10 @@ def test_grid_latent_training_decreases_loss(gen):
     assert sum(hist.train_loss[-20:]) / 20 < sum(hist.train_loss[:20]) / 20
 
 
-@pytest.mark.parametrize("kwargs", [dict(n_features=0), dict(n_latent=0), dict(hidden=2.5)])
+@pytest.mark.parametrize("kwargs", [dict(n_features=0), dict(n_latent=0), dict(hidden=2.5), dict(hidden=True)])
 def test_grid_latent_bad_args_raise(kwargs):
-    with pytest.raises(ValueError, match="positive int"):
+    # genbook._checks.check_int's message: "hidden must be an int >= 1, got 2.5 (float)"
+    with pytest.raises(ValueError, match=f"^{next(iter(kwargs))} must be an int >= 1, got"):
         GridLatentModel(**kwargs)
 
 

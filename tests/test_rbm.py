@@ -293,9 +293,10 @@ def test_from_binary_matches_enumeration_of_the_01_model(V, H):
 
 
 def test_from_binary_bad_shapes_raise():
-    with pytest.raises(ValueError, match="need weights"):
+    # each argument's shape is checked and named on its own
+    with pytest.raises(ValueError, match=r"^hidden_bias must be a tensor of shape \(3,\)"):
         RBM.from_binary(torch.zeros(4, 3), torch.zeros(4), torch.zeros(4))
-    with pytest.raises(ValueError, match="need weights"):
+    with pytest.raises(ValueError, match=r"^visible_bias must be a tensor of shape \(4,\)"):
         RBM.from_binary(torch.zeros(4, 3), torch.zeros(3), torch.zeros(3))
 
 
@@ -525,9 +526,10 @@ def test_bad_constructor_arguments_raise(kwargs, word):
         RBM(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(k=0), "k"), (dict(k=1.5), "k"), (dict(chains=0), "chains")])
+@pytest.mark.parametrize("kwargs, word", [(dict(k=0), "k"), (dict(k=1.5), "k"), (dict(k=True), "k"), (dict(chains=0), "chains")])
 def test_bad_cd_arguments_raise(kwargs, word):
-    with pytest.raises(ValueError, match=f"^{word} must be a positive int"):
+    # genbook._checks.check_int's message names the minimum: "k must be an int >= 1, got 0 (int)"
+    with pytest.raises(ValueError, match=f"^{word} must be an int >= 1, got"):
         ContrastiveDivergence(_rbm(4, 3), **kwargs)
 
 
@@ -543,7 +545,7 @@ def test_enumeration_beyond_the_limit_raises():
 
 def test_ais_bad_arguments_raise():
     rbm = _rbm(4, 3)
-    with pytest.raises(ValueError, match=r"base_fields must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"base_fields must be a tensor of shape \(4,\)"):
         ais_log_partition(rbm, base_fields=torch.zeros(3))
     with pytest.raises(ValueError, match="chains"):
         ais_log_partition(rbm, chains=1)
@@ -553,9 +555,10 @@ def test_ais_bad_arguments_raise():
 
 def test_sample_bad_arguments_raise():
     rbm = _rbm(4, 3)
-    with pytest.raises(ValueError, match="positive ints"):
+    # one check per argument, each naming its own (it was one message for both)
+    with pytest.raises(ValueError, match=r"^n must be an int >= 1, got 0"):
         rbm.sample(0)
-    with pytest.raises(ValueError, match="positive ints"):
+    with pytest.raises(ValueError, match=r"^steps must be an int >= 1, got 0"):
         rbm.sample(5, steps=0)
 
 

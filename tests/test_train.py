@@ -149,16 +149,22 @@ def test_exactly_one_of_epochs_or_steps(kwargs):
         (dict(epochs=-1), "epochs"),
         (dict(steps=5, batch_size=0), "batch_size"),
         (dict(steps=5, patience=0), "patience"),
+        (dict(steps=True), "steps"),
+        (dict(steps=5, batch_size=True), "batch_size"),
+        (dict(steps=5, patience=2.0), "patience"),
+        (dict(steps=5, eval_every=0), "eval_every"),
     ],
 )
 def test_bad_counts_raise(kwargs, word):
-    with pytest.raises(ValueError, match=word):
+    # one message for every count (genbook._checks.check_int): "steps must be an int >= 1 or None, got True (bool)"
+    with pytest.raises(ValueError, match=f"^{word} must be an int >= 1( or None)?, got"):
         fit(Mean(), torch.randn(10), progress=False, **kwargs)
 
 
-@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan")])
+@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan"), float("inf"), True, "1e-3"])
 def test_nonpositive_lr_raises(lr):
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    # genbook._checks.check_float: a finite real number, bool and strings refused
+    with pytest.raises(ValueError, match="^lr must be a finite number > 0, got"):
         fit(Mean(), torch.randn(10), steps=1, lr=lr, progress=False)
 
 
