@@ -28,7 +28,9 @@ def machine() -> dict:
     dev = genbook.device()
     info = {
         "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
@@ -61,8 +63,10 @@ def main(argv: list[str]) -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"\nmachine: {results['machine']['device']} ({results['machine']['device_name']}), "
-          f"torch {results['machine']['torch']}, {results['machine']['cpu_count']} CPUs")
+    print(
+        f"\nmachine: {results['machine']['device']} ({results['machine']['device_name']}), "
+        f"torch {results['machine']['torch']}, {results['machine']['cpu_count']} CPUs"
+    )
     width = max(map(len, results["metrics"]))
     for key, value in results["metrics"].items():
         print(f"{key:<{width}}  {value:.6g}")

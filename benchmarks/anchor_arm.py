@@ -46,8 +46,13 @@ RECIPE = dict(lr=1e-3, batch_size=64, max_epochs=1000, patience=20)
 class AnchorARM(nn.Module):
     """The anchor's network: real-valued pixel in, ``LAYERS`` causal convolutions, 17 logits out."""
 
-    def __init__(self, levels: int = data.DIGITS_LEVELS, channels: int = CHANNELS, kernel_size: int = KERNEL,
-                 layers: int = LAYERS):
+    def __init__(
+        self,
+        levels: int = data.DIGITS_LEVELS,
+        channels: int = CHANNELS,
+        kernel_size: int = KERNEL,
+        layers: int = LAYERS,
+    ):
         super().__init__()
         self.levels = levels
         widths = [1] + [channels] * (layers - 1) + [levels]
@@ -78,8 +83,9 @@ def _nll(model: AnchorARM, x: torch.Tensor) -> float:
     return -model.log_prob(x).mean().item()
 
 
-def run_anchor(seed: int = 0, device: torch.device | None = None, *, max_epochs: int | None = None,
-               log=None) -> dict[str, float]:
+def run_anchor(
+    seed: int = 0, device: torch.device | None = None, *, max_epochs: int | None = None, log=None
+) -> dict[str, float]:
     """Train the anchor's design once; ``max_epochs`` caps the epochs (e.g. for a throughput-only run).
 
     Returns ``test_nll_nats``, ``val_nll_nats`` (of the best epoch), ``epochs`` (trained),
@@ -115,8 +121,13 @@ def run_anchor(seed: int = 0, device: torch.device | None = None, *, max_epochs:
                 break
     seconds = time.perf_counter() - t0
     model.load_state_dict(best_state)
-    return dict(test_nll_nats=_nll(model, test), val_nll_nats=best_val, epochs=float(epoch),
-                best_epoch=float(best_epoch), train_images_per_s=seen / seconds)
+    return dict(
+        test_nll_nats=_nll(model, test),
+        val_nll_nats=best_val,
+        epochs=float(epoch),
+        best_epoch=float(best_epoch),
+        train_images_per_s=seen / seconds,
+    )
 
 
 if __name__ == "__main__":  # one run, printing the validation curve: python -m benchmarks.anchor_arm

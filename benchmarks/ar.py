@@ -29,6 +29,7 @@ All numbers are ours, measured in one run of this suite on one machine.
 - ``ar/digits/independent/test_nll_nats``: the independent per-pixel categorical model
   (order-0 chain, add-one smoothing), the baseline every model must beat.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,10 +42,14 @@ from .anchor_arm import run_anchor
 
 SEEDS = (0, 1, 2)
 ANCHOR_SPEED_EPOCHS = 10  # CPU epochs of the anchor timed when the full run was on a GPU
-BOOK = dict(model=dict(channels=64, kernel_size=7, layers=4, dilations=[1, 1, 2, 4], dropout=0.3),
-            fit=dict(epochs=60, batch_size=32, lr=3e-3, weight_decay=0.3))
-LONG = dict(model=dict(channels=128, kernel_size=5, layers=6, dilations=[1, 1, 2, 4, 8, 1], dropout=0.5),
-            fit=dict(epochs=100, batch_size=32, lr=2e-3, weight_decay=0.5))
+BOOK = dict(
+    model=dict(channels=64, kernel_size=7, layers=4, dilations=[1, 1, 2, 4], dropout=0.3),
+    fit=dict(epochs=60, batch_size=32, lr=3e-3, weight_decay=0.3),
+)
+LONG = dict(
+    model=dict(channels=128, kernel_size=5, layers=6, dilations=[1, 1, 2, 4, 8, 1], dropout=0.5),
+    fit=dict(epochs=100, batch_size=32, lr=2e-3, weight_decay=0.5),
+)
 
 
 def _train(recipe: dict, seed: int, dev: torch.device) -> tuple[float, float]:
@@ -73,9 +78,11 @@ def run() -> dict[str, float]:
     anchor_cpu = anchor if dev == cpu else run_anchor(seed=0, device=cpu, max_epochs=ANCHOR_SPEED_EPOCHS)
     out["ar/digits/anchor_arm/train_images_per_s"] = anchor_cpu["train_images_per_s"]
     out["ar/digits/arm_book_over_anchor/test_nll_ratio"] = (
-        out["ar/digits/arm_book/test_nll_nats"] / out["ar/digits/anchor_arm/test_nll_nats"])
+        out["ar/digits/arm_book/test_nll_nats"] / out["ar/digits/anchor_arm/test_nll_nats"]
+    )
     out["ar/digits/arm_book_over_anchor/train_speed_ratio"] = (
-        out["ar/digits/arm/train_images_per_s"] / out["ar/digits/anchor_arm/train_images_per_s"])
+        out["ar/digits/arm/train_images_per_s"] / out["ar/digits/anchor_arm/train_images_per_s"]
+    )
     out["ar/digits/arm/test_nll_nats"] = _train(LONG, 0, dev)[0]
     chain = MarkovChain(levels=data.DIGITS_LEVELS, length=64, order=0, alpha=1.0).fit(data.digits("train"))
     out["ar/digits/independent/test_nll_nats"] = -chain.log_prob(data.digits("test")).mean().item()

@@ -34,10 +34,17 @@ def run() -> dict[str, float]:
     w0 = torch.full((C,), 1.0 / C, dtype=torch.float64)
     t0 = time.perf_counter()
     gm = mixture.GaussianMixture(n_components=C, tol=1e-10, max_iter=1000).fit(
-        x, means_init=means0, covariances_init=covs0, weights_init=w0)
+        x, means_init=means0, covariances_init=covs0, weights_init=w0
+    )
     out["bayes/gmm8/em_seconds"] = time.perf_counter() - t0
-    sk = SkGaussianMixture(C, tol=1e-10, max_iter=1000, means_init=means0.numpy(), weights_init=w0.numpy(),
-                           precisions_init=np.linalg.inv(covs0.numpy())).fit(x.numpy())
+    sk = SkGaussianMixture(
+        C,
+        tol=1e-10,
+        max_iter=1000,
+        means_init=means0.numpy(),
+        weights_init=w0.numpy(),
+        precisions_init=np.linalg.inv(covs0.numpy()),
+    ).fit(x.numpy())
     out["bayes/gmm8/loglik_gap_nats"] = abs(gm.score(x) - float(sk.score(x.numpy())))
     out["bayes/gmm8/mean_loglik_nats"] = gm.score(x)
     out["bayes/gmm8/true_neg_entropy_nats"] = -toy.entropy(200_000, generator=g)[0]

@@ -18,9 +18,9 @@ import time
 import torch
 from torch import nn
 
-STEPS = 300        # AdamW steps of the MLP
-CHAINS = 2000      # random-walk Metropolis chains ...
-MH_STEPS = 400     # ... and their steps, on a 10-D standard Gaussian
+STEPS = 300  # AdamW steps of the MLP
+CHAINS = 2000  # random-walk Metropolis chains ...
+MH_STEPS = 400  # ... and their steps, on a 10-D standard Gaussian
 
 
 def _train_mlp(gen: torch.Generator) -> float:

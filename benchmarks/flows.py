@@ -52,8 +52,9 @@ RES = {
 DIGITS_FIT = dict(epochs=300, batch_size=64, lr=1e-3, patience=20)
 
 
-def _toy_gap(cls, model_kw: dict, fit_kw: dict, train: torch.Tensor, test: torch.Tensor, entropy: float,
-             dev: torch.device) -> tuple[float, float]:
+def _toy_gap(
+    cls, model_kw: dict, fit_kw: dict, train: torch.Tensor, test: torch.Tensor, entropy: float, dev: torch.device
+) -> tuple[float, float]:
     """Test NLL minus the entropy, and the training seconds."""
     genbook.seed(0)
     flow = cls(dim=2, **model_kw).to(dev)

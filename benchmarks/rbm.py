@@ -40,7 +40,16 @@ def _bas(dev: torch.device) -> dict[str, float]:
             model = rbm.RBM(n_visible=9, n_hidden=16, fields=False, init_std=0.1).to(dev)
             g = torch.Generator(device=dev).manual_seed(seed)
             trainer = rbm.ContrastiveDivergence(model, generator=g, **cd_args)
-            genbook.fit(trainer, bas.repeat(10, 1), steps=4000, batch_size=140, lr=0.01, optimizer="sgd", schedule="linear", progress=False)
+            genbook.fit(
+                trainer,
+                bas.repeat(10, 1),
+                steps=4000,
+                batch_size=140,
+                lr=0.01,
+                optimizer="sgd",
+                schedule="linear",
+                progress=False,
+            )
             kls.append(rbm.exact_kl(model, bas))
         key = "bas3" if name == "cd10" else f"bas3_{name}"
         out[f"rbm/{key}/kl_nats"] = float(np.mean(kls))
@@ -73,7 +82,17 @@ def _digits(dev: torch.device) -> dict[str, float]:
         g = torch.Generator(device=dev).manual_seed(seed)
         pcd = rbm.ContrastiveDivergence(model, k=1, persistent=True, chains=100, generator=g)
         t0 = time.perf_counter()
-        genbook.fit(pcd, tr, epochs=EPOCHS, batch_size=10, lr=0.02, optimizer="sgd", momentum=0.5, schedule="linear", progress=False)
+        genbook.fit(
+            pcd,
+            tr,
+            epochs=EPOCHS,
+            batch_size=10,
+            lr=0.02,
+            optimizer="sgd",
+            momentum=0.5,
+            schedule="linear",
+            progress=False,
+        )
         secs.append(time.perf_counter() - t0)
         ours.append(_nll(model, te))
         sk = {lr: _sklearn(tr01, lr, seed, dev) for lr in (0.01, 0.03, 0.1)}
@@ -82,7 +101,9 @@ def _digits(dev: torch.device) -> dict[str, float]:
         sk_default.append(_nll(sk[0.1], te))
         with torch.no_grad():
             exact = model.log_partition().item()
-        est = rbm.ais_log_partition(model, n_temps=3000, chains=100, base_fields=rbm.base_fields_from_data(tr), generator=g)
+        est = rbm.ais_log_partition(
+            model, n_temps=3000, chains=100, base_fields=rbm.base_fields_from_data(tr), generator=g
+        )
         ais_err.append(abs(est.log_Z - exact))
     return {
         "rbm/digits16/test_nll_nats": float(np.mean(ours)),

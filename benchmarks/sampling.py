@@ -82,7 +82,12 @@ def _target(name: str, dev: torch.device, dtype: torch.dtype = DTYPE):
             return torch.stack([x1, z[:, 1] - b * (x1**2 - s**2)], 1)
 
         var = torch.tensor([s**2, 1 + 2 * b**2 * s**4], dtype=dtype, device=dev)  # banana_log_prob's docstring
-        return functools.partial(sampling.banana_log_prob, b=b, scale=s), draw, torch.zeros(2, dtype=dtype, device=dev), var
+        return (
+            functools.partial(sampling.banana_log_prob, b=b, scale=s),
+            draw,
+            torch.zeros(2, dtype=dtype, device=dev),
+            var,
+        )
     raise ValueError(name)
 
 
@@ -105,7 +110,9 @@ def _tune(kernel_cls, log_prob, x0, generator, target_acc, step_size, steps):
     return step_size, state.x
 
 
-def _ess_known_moments(samples: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ess_known_moments(
+    samples: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ESS per coordinate of the pooled mean from C independent stationary chains, ``(S, C, D) -> (D,)``,
     and its relative standard error ``(D,)`` (that of the mean over chains of the squared errors)."""
     sq = (samples.double().mean(0) - mean.double()) ** 2  # (C, D): (m_c - mu)^2, mean Var p / ESS per chain
@@ -115,7 +122,9 @@ def _ess_known_moments(samples: torch.Tensor, mean: torch.Tensor, var: torch.Ten
 
 def _ess_genbook(samples: torch.Tensor, block: int = 10) -> torch.Tensor:
     # per coordinate, so a few coordinates at a time to bound the FFT's memory
-    return torch.cat([sampling.effective_sample_size(samples[:, :, j : j + block]) for j in range(0, samples.shape[2], block)])
+    return torch.cat(
+        [sampling.effective_sample_size(samples[:, :, j : j + block]) for j in range(0, samples.shape[2], block)]
+    )
 
 
 def _ess_run(name: str, dev: torch.device, seed: int) -> dict[str, float]:
@@ -127,7 +136,9 @@ def _ess_run(name: str, dev: torch.device, seed: int) -> dict[str, float]:
     step_size, x_burned = _tune(kernel_cls, log_prob, x0, g, target_acc, h0, burn_in)
     # the kept steps: one run() call from the burn-in's last state; RunResult.seconds times
     # only these steps (init is before the clock, diagnostics are off and computed below)
-    res = sampling.run(kernel_cls(log_prob, step_size=step_size, generator=g), x_burned, kept, thin=thin, diagnostics=False)
+    res = sampling.run(
+        kernel_cls(log_prob, step_size=step_size, generator=g), x_burned, kept, thin=thin, diagnostics=False
+    )
     ess_all, rel_se = _ess_known_moments(res.samples, mean, var)
     worst = int(ess_all.argmin())
     ess = ess_all[worst].item()

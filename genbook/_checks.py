@@ -50,8 +50,16 @@ def _interval(gt, ge, lt, le) -> str:
     return ""
 
 
-def check_float(name: str, value, *, gt: float | None = None, ge: float | None = None,
-                lt: float | None = None, le: float | None = None, optional: bool = False) -> float | None:
+def check_float(
+    name: str,
+    value,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    optional: bool = False,
+) -> float | None:
     """``value`` as a ``float``: a finite real number (``int`` accepted; ``bool``, NaN, inf and
     non-numbers refused) above ``gt`` / at least ``ge`` (an open / closed lower end) and below
     ``lt`` / at most ``le`` (an open / closed upper end); or ``None`` when ``optional``."""
@@ -60,8 +68,7 @@ def check_float(name: str, value, *, gt: float | None = None, ge: float | None =
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         v = float(value)
-        ok = ((gt is None or v > gt) and (ge is None or v >= ge) and (lt is None or v < lt)
-              and (le is None or v <= le))
+        ok = (gt is None or v > gt) and (ge is None or v >= ge) and (lt is None or v < lt) and (le is None or v <= le)
     if not ok:
         want = f"a finite number{_interval(gt, ge, lt, le)}{' or None' if optional else ''}"
         raise ValueError(f"{name} must be {want}, got {describe(value)}")
@@ -109,8 +116,11 @@ def check_tensor(name: str, x, *, shape: Sequence[int | str], dtype: str | None 
 
 
 def _has_shape(x, shape: Sequence[int | str]) -> bool:
-    return isinstance(x, torch.Tensor) and x.ndim == len(shape) and all(
-        isinstance(n, str) or x.shape[i] == n for i, n in enumerate(shape))
+    return (
+        isinstance(x, torch.Tensor)
+        and x.ndim == len(shape)
+        and all(isinstance(n, str) or x.shape[i] == n for i, n in enumerate(shape))
+    )
 
 
 def _is_integer(x: torch.Tensor) -> bool:

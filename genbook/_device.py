@@ -45,8 +45,7 @@ def device() -> torch.device:
         kind = wanted.split(":")[0]
         if kind not in _VALID:
             raise ValueError(
-                f"GENBOOK_DEVICE must be one of {', '.join(_VALID)} (optionally with ':index'), "
-                f"got {wanted!r}"
+                f"GENBOOK_DEVICE must be one of {', '.join(_VALID)} (optionally with ':index'), got {wanted!r}"
             )
         if kind == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"GENBOOK_DEVICE={wanted!r} but torch sees no CUDA device")

@@ -41,8 +41,9 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def check_generator(generator: torch.Generator | None, device: torch.device | str | None, *,
-                    name: str = "generator") -> None:
+def check_generator(
+    generator: torch.Generator | None, device: torch.device | str | None, *, name: str = "generator"
+) -> None:
     """Raise unless ``generator`` is ``None`` or a ``torch.Generator`` on ``device`` (``None``: the CPU)."""
     if generator is None:
         return
@@ -80,17 +81,18 @@ def rand_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torc
     return rand(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
-def randint(low: int, high: int, shape: Shape, generator: torch.Generator | None = None, *,
-            device=None) -> torch.Tensor:
+def randint(
+    low: int, high: int, shape: Shape, generator: torch.Generator | None = None, *, device=None
+) -> torch.Tensor:
     """Integers uniform on ``low .. high - 1``, ``LongTensor`` of ``shape`` on ``device`` (``None``: the CPU)."""
     device = _CPU if device is None else torch.device(device)
     check_generator(generator, device)
-    return torch.randint(low, high, shape if isinstance(shape, tuple) else (shape,), generator=generator,
-                         device=device)
+    return torch.randint(low, high, shape if isinstance(shape, tuple) else (shape,), generator=generator, device=device)
 
 
-def multinomial(probs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None, *,
-                replacement: bool = False) -> torch.Tensor:
+def multinomial(
+    probs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None, *, replacement: bool = False
+) -> torch.Tensor:
     """Category indices drawn with the (unnormalised) weights ``probs`` ``(K,)`` or ``(B, K)``, on
     ``probs``'s device."""
     check_generator(generator, probs.device)

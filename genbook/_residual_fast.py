@@ -19,8 +19,15 @@ import torch.nn.functional as F
 from .flows import ActNorm, LipSwish, ResidualBlock, power_iteration, spectral_scale
 
 
-def stack_forward(x: torch.Tensor, log_scale: torch.Tensor | None, shift: torch.Tensor | None,
-                  betas: torch.Tensor, layers: Sequence[torch.Tensor], *, keep: bool) -> tuple:
+def stack_forward(
+    x: torch.Tensor,
+    log_scale: torch.Tensor | None,
+    shift: torch.Tensor | None,
+    betas: torch.Tensor,
+    layers: Sequence[torch.Tensor],
+    *,
+    keep: bool,
+) -> tuple:
     """``K`` exact residual blocks in a row, each after an actnorm when ``log_scale`` is given; the
     inputs are :class:`ResidualStack`'s.
 
@@ -48,7 +55,9 @@ def stack_forward(x: torch.Tensor, log_scale: torch.Tensor | None, shift: torch.
         h, beta_k = z, bt[k].unbind(0)
         for l in range(n):
             a = torch.addmm(bs[l][k], h, wt[l][k])  # pre-activation
-            tangent = wt[l][k] if l == 0 else tangents @ wt[l][k]  # d a / dz: (D, out), the same for every sample, at l = 0
+            tangent = (
+                wt[l][k] if l == 0 else tangents @ wt[l][k]
+            )  # d a / dz: (D, out), the same for every sample, at l = 0
             if l == n - 1:
                 break
             ba = a * beta_k[l]
@@ -109,10 +118,10 @@ class ResidualStack(torch.autograd.Function):
     def backward(ctx, x_bar, logdet_bar):
         n, per = ctx.n, ctx.per_block
         saved = ctx.saved_tensors
-        betas, scale, layers = saved[0], saved[1], saved[2:2 + 3 * n]
-        weights = saved[2 + 3 * n:2 + 4 * n]
-        flat = saved[2 + 4 * n:]
-        records = [flat[i:i + per] for i in range(0, len(flat), per)]
+        betas, scale, layers = saved[0], saved[1], saved[2 : 2 + 3 * n]
+        weights = saved[2 + 3 * n : 2 + 4 * n]
+        flat = saved[2 + 4 * n :]
+        records = [flat[i : i + per] for i in range(0, len(flat), per)]
         K = len(records)
         w_bar = [torch.empty_like(w) for w in weights]  # d loss / d (W / d)
         b_bar = [torch.empty_like(b) for b in layers[1::3]]
@@ -148,7 +157,7 @@ class ResidualStack(torch.autograd.Function):
                 if l == 0:
                     break
                 tangents_bar = t_bar @ ws[l][k]
-                _, _, tangent, a, sig, q, sq, bsq, slope = rec[2 + 9 * (l - 1):11 + 9 * (l - 1)]
+                _, _, tangent, a, sig, q, sq, bsq, slope = rec[2 + 9 * (l - 1) : 11 + 9 * (l - 1)]
                 beta = beta_k[l - 1]
                 r = (tangents_bar * tangent).sum(1)  # d loss / d phi'(a)
                 curv = beta * sq * (2 + beta * a * (q - sig))  # phi''(a)
@@ -174,8 +183,9 @@ class ResidualStack(torch.autograd.Function):
         return (x_bar, None, None, beta_grad, *grads)
 
 
-def stacked_inputs(blocks: Sequence[ResidualBlock], actnorms: Sequence[ActNorm] | None, *,
-                   refine: bool) -> list[torch.Tensor | None]:
+def stacked_inputs(
+    blocks: Sequence[ResidualBlock], actnorms: Sequence[ActNorm] | None, *, refine: bool
+) -> list[torch.Tensor | None]:
     """:class:`ResidualStack`'s inputs after ``x`` for ``actnorms[k]`` then ``blocks[k]``, ``k = 0..K-1``
     (``actnorms`` may be ``None``): the parameters of all blocks stacked, their spectral norms refined
     first when ``refine`` (a training step) and computed in one batched operation per layer position."""
@@ -198,8 +208,9 @@ def stacked_inputs(blocks: Sequence[ResidualBlock], actnorms: Sequence[ActNorm] 
     return [torch.stack([a.log_scale for a in actnorms]), torch.stack([a.shift for a in actnorms]), betas, *layers]
 
 
-def exact_residual_stack(x: torch.Tensor, blocks: Sequence[ResidualBlock],
-                         actnorms: Sequence[ActNorm] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_residual_stack(
+    x: torch.Tensor, blocks: Sequence[ResidualBlock], actnorms: Sequence[ActNorm] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(out, log|det|)`` of ``actnorms[k]`` then ``blocks[k]`` for ``k = 0..K-1`` (``actnorms`` may be
     ``None``) through :class:`ResidualStack`, or through :func:`stack_forward` alone without gradients."""
     if not torch.is_grad_enabled():

@@ -85,8 +85,9 @@ class MarkovChain(_Autoregressive):
     gets the prior's mean: uniform, or the longest shorter context that was seen.
     """
 
-    def __init__(self, *, levels: int, length: int | None = None, order: int = 1, alpha: float = 1.0,
-                 prior: str = "uniform"):
+    def __init__(
+        self, *, levels: int, length: int | None = None, order: int = 1, alpha: float = 1.0, prior: str = "uniform"
+    ):
         super().__init__()
         check_int("levels", levels, min=2)  # one level leaves nothing to model
         check_int("length", length, optional=True)
@@ -249,7 +250,9 @@ class CausalConv1d(nn.Module):
     a shift by one. ``(B, C_in, D) -> (B, C_out, D)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, include_current: bool, dilation: int = 1):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, include_current: bool, dilation: int = 1
+    ):
         super().__init__()
         check_int("in_channels", in_channels)
         check_int("out_channels", out_channels)
@@ -280,8 +283,17 @@ class ConvARM(_Autoregressive):
     ``dilations`` spread the later kernels to reach rows above in the raster scan.
     """
 
-    def __init__(self, *, levels: int, length: int, channels: int = 64, kernel_size: int = 7, layers: int = 4,
-                 dilations: list[int] | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        levels: int,
+        length: int,
+        channels: int = 64,
+        kernel_size: int = 7,
+        layers: int = 4,
+        dilations: list[int] | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         check_int("levels", levels, min=2)
         check_int("length", length)

@@ -14,7 +14,12 @@ from torch.distributions import Beta
 from ._checks import check_finite, check_float, check_int, check_tensor
 
 __all__ = [
-    "binomial_log_likelihood", "coin_posterior", "coin_map", "coin_log_evidence", "lasso_energy", "LassoMAP",
+    "binomial_log_likelihood",
+    "coin_posterior",
+    "coin_map",
+    "coin_log_evidence",
+    "lasso_energy",
+    "LassoMAP",
 ]
 
 
@@ -36,9 +41,7 @@ def binomial_log_likelihood(theta: torch.Tensor, k: int, n: int) -> torch.Tensor
     if bad.any():
         raise ValueError(f"theta must lie in [0, 1], found {theta[bad][0].item()}")
     log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-    return log_choose + torch.xlogy(torch.tensor(float(k)), theta) + torch.xlogy(
-        torch.tensor(float(n - k)), 1 - theta
-    )
+    return log_choose + torch.xlogy(torch.tensor(float(k)), theta) + torch.xlogy(torch.tensor(float(n - k)), 1 - theta)
 
 
 def coin_posterior(k: int, n: int, *, a: float = 1.0, b: float = 1.0) -> Beta:

@@ -16,9 +16,24 @@ from . import _random
 from ._checks import check_choice, check_float, check_int, check_tensor
 
 __all__ = [
-    "DIGITS_SPLITS", "DIGITS_LEVELS", "DIGITS_THRESHOLD", "digits", "binary_digits", "bars_and_stripes",
-    "TEXT_ALPHABET", "TEXT_SPLITS", "text", "encode_text", "decode_text",
-    "Toy2D", "TwoMoons", "EightGaussians", "Checkerboard", "TOYS", "toy", "sparse_regression",
+    "DIGITS_SPLITS",
+    "DIGITS_LEVELS",
+    "DIGITS_THRESHOLD",
+    "digits",
+    "binary_digits",
+    "bars_and_stripes",
+    "TEXT_ALPHABET",
+    "TEXT_SPLITS",
+    "text",
+    "encode_text",
+    "decode_text",
+    "Toy2D",
+    "TwoMoons",
+    "EightGaussians",
+    "Checkerboard",
+    "TOYS",
+    "toy",
+    "sparse_regression",
 ]
 
 DIGITS_SPLITS = {"train": (0, 1000), "val": (1000, 1350), "test": (1350, 1797)}

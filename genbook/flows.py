@@ -21,9 +21,24 @@ from ._device import eval_mode
 from .io import Configurable
 
 __all__ = [
-    "NotConvergedError", "ACTIVATIONS", "StandardNormal", "Flow", "ActNorm", "coupling_masks", "AffineCoupling",
-    "RealNVP", "power_iteration", "spectral_scale", "SpectralLinear", "LipSwish", "power_series_log_det",
-    "ResidualBlock", "ResidualFlow", "dequantize", "LogitTransform", "DigitsFlow",
+    "NotConvergedError",
+    "ACTIVATIONS",
+    "StandardNormal",
+    "Flow",
+    "ActNorm",
+    "coupling_masks",
+    "AffineCoupling",
+    "RealNVP",
+    "power_iteration",
+    "spectral_scale",
+    "SpectralLinear",
+    "LipSwish",
+    "power_series_log_det",
+    "ResidualBlock",
+    "ResidualFlow",
+    "dequantize",
+    "LogitTransform",
+    "DigitsFlow",
 ]
 
 
@@ -150,8 +165,11 @@ def coupling_masks(dim: int, n: int, *, image_shape: tuple[int, int] | None = No
         rows, cols = image_shape
         if rows * cols != dim:
             raise ValueError(f"image_shape must have rows * cols = dim = {dim}, got {tuple(image_shape)}")
-        patterns = [[1 - (i // cols + i % cols) % 2 for i in idx], [int(i // cols < rows // 2) for i in idx],
-                    [int(i % cols < cols // 2) for i in idx]]
+        patterns = [
+            [1 - (i // cols + i % cols) % 2 for i in idx],
+            [int(i // cols < rows // 2) for i in idx],
+            [int(i % cols < cols // 2) for i in idx],
+        ]
     else:
         patterns = [[1 - i % 2 for i in idx], [int(i < dim // 2) for i in idx]]
     patterns = [p for p in patterns if 0 < sum(p) < dim]  # a 1-pixel-wide image has no left/right halves
@@ -173,8 +191,16 @@ class AffineCoupling(Configurable, nn.Module):
     ``dropout`` in the network acts in training mode only: evaluate and invert in eval mode.
     """
 
-    def __init__(self, *, dim: int = 2, mask: list[int] | None = None, hidden: int = 64, layers: int = 2,
-                 activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        mask: list[int] | None = None,
+        hidden: int = 64,
+        layers: int = 2,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         check_int("dim", dim)
         check_int("hidden", hidden)
@@ -216,16 +242,27 @@ class RealNVP(Configurable, Flow):
     On the 2-D toys ``layers=3`` with ReLU trains best per second of CPU time.
     """
 
-    def __init__(self, *, dim: int = 2, hidden: int = 64, couplings: int = 8, layers: int = 2, actnorm: bool = True,
-                 activation: str = "relu", dropout: float = 0.0, image_shape: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        couplings: int = 8,
+        layers: int = 2,
+        actnorm: bool = True,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        image_shape: tuple[int, int] | None = None,
+    ):
         check_int("dim", dim, min=2)  # a coupling needs a part to condition on
         check_int("couplings", couplings, min=2)  # so that every dimension is transformed
         transforms: list[nn.Module] = []
         for mask in coupling_masks(dim, couplings, image_shape=image_shape):
             if actnorm:
                 transforms.append(ActNorm(dim=dim))
-            transforms.append(AffineCoupling(dim=dim, mask=mask, hidden=hidden, layers=layers, activation=activation,
-                                             dropout=dropout))
+            transforms.append(
+                AffineCoupling(dim=dim, mask=mask, hidden=hidden, layers=layers, activation=activation, dropout=dropout)
+            )
         super().__init__(dim, transforms)
         self.hidden, self.couplings, self.layers, self.actnorm = hidden, couplings, layers, bool(actnorm)
         self.activation, self.dropout = activation, float(dropout)
@@ -310,8 +347,15 @@ class LipSwish(nn.Module):
         return (s + bx * s * (1 - s)) / 1.1
 
 
-def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10, n_probes: int = 1,
-                         generator: torch.Generator | None = None, create_graph: bool = False) -> torch.Tensor:
+def power_series_log_det(
+    gx: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    n_terms: int = 10,
+    n_probes: int = 1,
+    generator: torch.Generator | None = None,
+    create_graph: bool = False,
+) -> torch.Tensor:
     """Stochastic ``log det(I + J)``, ``(B,)``:
     ``sum_{k=1}^{n_terms} (-1)^{k+1} v^T J^k v / k``
     (eq. ``eq-log-det-series``).
@@ -332,7 +376,8 @@ def power_series_log_det(gx: torch.Tensor, x: torch.Tensor, *, n_terms: int = 10
         w = v
         for k in range(1, n_terms + 1):
             (w,) = torch.autograd.grad(  # w <- w^T J
-                gx, x, w, retain_graph=True, create_graph=create_graph)
+                gx, x, w, retain_graph=True, create_graph=create_graph
+            )
             total = total + (-1) ** (k + 1) * (w * v).sum(1) / k
     return total / n_probes
 
@@ -352,12 +397,30 @@ class ResidualBlock(Configurable, nn.Module):
     (default ``tol``: 100 machine epsilons), and raises :class:`NotConvergedError` after ``max_iter``.
     """
 
-    def __init__(self, *, dim: int = 2, hidden: int = 64, layers: int = 2, lipschitz: float = 0.9,
-                 n_power_iterations: int = 1, exact: bool | None = None, n_terms: int = 10, n_probes: int = 1,
-                 max_iter: int = 1000, tol: float | None = None):
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        layers: int = 2,
+        lipschitz: float = 0.9,
+        n_power_iterations: int = 1,
+        exact: bool | None = None,
+        n_terms: int = 10,
+        n_probes: int = 1,
+        max_iter: int = 1000,
+        tol: float | None = None,
+    ):
         super().__init__()
-        for name, v in dict(dim=dim, hidden=hidden, layers=layers, n_power_iterations=n_power_iterations,
-                            n_terms=n_terms, n_probes=n_probes, max_iter=max_iter).items():
+        for name, v in dict(
+            dim=dim,
+            hidden=hidden,
+            layers=layers,
+            n_power_iterations=n_power_iterations,
+            n_terms=n_terms,
+            n_probes=n_probes,
+            max_iter=max_iter,
+        ).items():
             check_int(name, v)
         check_float("lipschitz", lipschitz, gt=0, lt=1)  # Lip(g) < 1: the block is invertible
         check_float("tol", tol, gt=0, optional=True)
@@ -446,13 +509,35 @@ class ResidualFlow(Configurable, Flow):
     (batched spectral norms, a hand-written backward) tested equal to :class:`ResidualBlock`.
     """
 
-    def __init__(self, *, dim: int = 2, hidden: int = 64, blocks: int = 8, layers: int = 2, lipschitz: float = 0.9,
-                 actnorm: bool = True, n_power_iterations: int = 1, exact: bool | None = None, n_terms: int = 10,
-                 n_probes: int = 1, max_iter: int = 1000, tol: float | None = None):
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        blocks: int = 8,
+        layers: int = 2,
+        lipschitz: float = 0.9,
+        actnorm: bool = True,
+        n_power_iterations: int = 1,
+        exact: bool | None = None,
+        n_terms: int = 10,
+        n_probes: int = 1,
+        max_iter: int = 1000,
+        tol: float | None = None,
+    ):
         check_int("blocks", blocks)
-        block_kw = dict(dim=dim, hidden=hidden, layers=layers, lipschitz=lipschitz,
-                        n_power_iterations=n_power_iterations, exact=exact, n_terms=n_terms, n_probes=n_probes,
-                        max_iter=max_iter, tol=tol)
+        block_kw = dict(
+            dim=dim,
+            hidden=hidden,
+            layers=layers,
+            lipschitz=lipschitz,
+            n_power_iterations=n_power_iterations,
+            exact=exact,
+            n_terms=n_terms,
+            n_probes=n_probes,
+            max_iter=max_iter,
+            tol=tol,
+        )
         transforms: list[nn.Module] = []
         for _ in range(blocks):
             if actnorm:
@@ -472,6 +557,7 @@ class ResidualFlow(Configurable, Flow):
             return super().forward(x)
         blocks = self.transforms[1::2] if self.actnorm else self.transforms
         from ._residual_fast import exact_residual_stack  # here: that module imports this one
+
         actnorms = list(self.transforms[0::2]) if self.actnorm else None
         return exact_residual_stack(self._check(x, "x"), list(blocks), actnorms)
 
@@ -526,22 +612,45 @@ class DigitsFlow(RealNVP):
     tanh, dropout 0.5 in the coupling networks: the data set is small and a RealNVP overfits it).
     """
 
-    def __init__(self, *, dim: int = 64, levels: int = 17, alpha: float = 0.01, hidden: int = 256, couplings: int = 8,
-                 layers: int = 2, actnorm: bool = True, activation: str = "tanh", dropout: float = 0.5,
-                 image_shape: tuple[int, int] | None = (8, 8)):
-        super().__init__(dim=dim, hidden=hidden, couplings=couplings, layers=layers, actnorm=actnorm,
-                         activation=activation, dropout=dropout, image_shape=image_shape)
+    def __init__(
+        self,
+        *,
+        dim: int = 64,
+        levels: int = 17,
+        alpha: float = 0.01,
+        hidden: int = 256,
+        couplings: int = 8,
+        layers: int = 2,
+        actnorm: bool = True,
+        activation: str = "tanh",
+        dropout: float = 0.5,
+        image_shape: tuple[int, int] | None = (8, 8),
+    ):
+        super().__init__(
+            dim=dim,
+            hidden=hidden,
+            couplings=couplings,
+            layers=layers,
+            actnorm=actnorm,
+            activation=activation,
+            dropout=dropout,
+            image_shape=image_shape,
+        )
         self.transforms.insert(0, LogitTransform(levels=levels, alpha=alpha))
         self.levels, self.alpha = levels, float(alpha)
 
     def _check(self, x, name: str) -> torch.Tensor:
         if name == "x" and isinstance(x, torch.Tensor) and not x.is_floating_point():
-            raise ValueError(f"x must hold dequantised (floating-point) values, got dtype {x.dtype}; "
-                             "integer levels go to loss or nll_bound")
+            raise ValueError(
+                f"x must hold dequantised (floating-point) values, got dtype {x.dtype}; "
+                "integer levels go to loss or nll_bound"
+            )
         x = super()._check(x, name)
         if name == "x" and (x.min() < 0 or x.max() > self.levels):
-            raise ValueError(f"x must hold dequantised values in [0, {self.levels}], found {float(x.min()):.4g}"
-                             f"..{float(x.max()):.4g}; integer levels go to loss or nll_bound")
+            raise ValueError(
+                f"x must hold dequantised values in [0, {self.levels}], found {float(x.min()):.4g}"
+                f"..{float(x.max()):.4g}; integer levels go to loss or nll_bound"
+            )
         return x
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -551,8 +660,9 @@ class DigitsFlow(RealNVP):
         return -self.log_prob(dequantize(x.to(self.base.loc.dtype))).mean()
 
     @torch.no_grad()
-    def nll_bound(self, x: torch.Tensor, *, n_samples: int = 1,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+    def nll_bound(
+        self, x: torch.Tensor, *, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``-(1/S) sum_s log p(x + u_s)``, ``(B,)`` nats per image, ``u_s ~ U[0,1)^D`` (in eval mode): an unbiased
         estimate of an upper bound on ``-log P(x)``."""
         check_int("n_samples", n_samples)
@@ -564,8 +674,9 @@ class DigitsFlow(RealNVP):
         return total / n_samples
 
     @torch.no_grad()
-    def iw_nll_bound(self, x: torch.Tensor, *, n_samples: int = 10,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+    def iw_nll_bound(
+        self, x: torch.Tensor, *, n_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``-log (1/S) sum_s p(x + u_s)``, ``(B,)`` nats per image, ``u_s ~ U[0,1)^D`` (in eval mode).
 
         The importance-weighted dequantisation bound (Ho et al. 2019; Burda et al. 2016 for the
@@ -577,8 +688,7 @@ class DigitsFlow(RealNVP):
         check_int("n_samples", n_samples)
         x = check_sequences(x, self.levels, self.dim).to(self.base.loc.device, self.base.loc.dtype)
         with eval_mode(self):
-            lp = torch.stack([self.log_prob(dequantize(x, generator=generator)).double()
-                              for _ in range(n_samples)])
+            lp = torch.stack([self.log_prob(dequantize(x, generator=generator)).double() for _ in range(n_samples)])
         return math.log(n_samples) - torch.logsumexp(lp, dim=0)
 
     @torch.no_grad()
@@ -587,4 +697,3 @@ class DigitsFlow(RealNVP):
         clipped to ``0..levels-1``."""
         x = super().sample(n, generator=generator)
         return x.floor().clamp(0, self.levels - 1).long()
-

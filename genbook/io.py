@@ -48,12 +48,14 @@ class Configurable:
             else:  # a constructor that forgot to store an argument would otherwise save a model that loads wrong
                 raise AttributeError(
                     f"{cls.__name__}.config: the constructor argument {name!r} is not stored as self.{name}; "
-                    f"store it in __init__ (or override config)")
+                    f"store it in __init__ (or override config)"
+                )
             if not _is_plain(value):
                 raise TypeError(
                     f"{cls.__name__}.config: self.{name} is a {type(value).__name__}, not plain data "
                     f"(numbers, strings, None, lists / tuples / dicts of those); override config to say "
-                    f"which value of {name!r} rebuilds it")
+                    f"which value of {name!r} rebuilds it"
+                )
             out[name] = value
         unknown = set(stored_differently) - set(out)
         if unknown:

@@ -91,8 +91,12 @@ def dag(ax, positions: dict, edges, *, radius: float = 0.28, color: str = PALETT
     for a, b in edges:
         pa, pb = np.asarray(positions[a], float), np.asarray(positions[b], float)
         u = (pb - pa) / np.linalg.norm(pb - pa)  # arrows run between the circles' rims
-        ax.annotate("", xy=pb - radius * u, xytext=pa + radius * u,
-                    arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.3, shrinkA=0, shrinkB=0))
+        ax.annotate(
+            "",
+            xy=pb - radius * u,
+            xytext=pa + radius * u,
+            arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.3, shrinkA=0, shrinkB=0),
+        )
     for label, (x, y) in positions.items():
         ax.add_patch(mpl.patches.Circle((x, y), radius, facecolor="white", edgecolor=color, lw=1.6, zorder=3))
         ax.text(x, y, label, ha="center", va="center", zorder=4)

@@ -24,8 +24,18 @@ from .ising import all_spins
 from .sampling import Info, State
 
 __all__ = [
-    "MAX_ENUMERATION", "to_spins", "from_spins", "RBM", "exact_kl", "data_correlations", "model_correlations",
-    "BlockGibbs", "ContrastiveDivergence", "AISResult", "ais_log_partition", "base_fields_from_data",
+    "MAX_ENUMERATION",
+    "to_spins",
+    "from_spins",
+    "RBM",
+    "exact_kl",
+    "data_correlations",
+    "model_correlations",
+    "BlockGibbs",
+    "ContrastiveDivergence",
+    "AISResult",
+    "ais_log_partition",
+    "base_fields_from_data",
 ]
 
 MAX_ENUMERATION = 24  # 2^24 states of the smaller layer: a few seconds, in chunks
@@ -68,7 +78,9 @@ class RBM(Configurable, nn.Module):
     train with :class:`ContrastiveDivergence`.
     """
 
-    def __init__(self, *, n_visible: int, n_hidden: int, beta: float = 1.0, fields: bool = True, init_std: float = 0.01):
+    def __init__(
+        self, *, n_visible: int, n_hidden: int, beta: float = 1.0, fields: bool = True, init_std: float = 0.01
+    ):
         super().__init__()
         check_int("n_visible", n_visible)
         check_int("n_hidden", n_hidden)
@@ -157,10 +169,14 @@ class RBM(Configurable, nn.Module):
         V, H = self.n_visible, self.n_hidden
         n = min(V, H)
         if n > MAX_ENUMERATION:
-            raise ValueError(f"exact log Z enumerates 2^{n} states; use ais_log_partition for min(n_visible, n_hidden) > {MAX_ENUMERATION}")
+            raise ValueError(
+                f"exact log Z enumerates 2^{n} states; use ais_log_partition for min(n_visible, n_hidden) > {MAX_ENUMERATION}"
+            )
         minus_f = (lambda s: -self._hidden_free_energy(s)) if H <= V else (lambda s: -self._free_energy(s))
         parts = [
-            torch.logsumexp(minus_f(all_spins(n, start=i, stop=min(i + chunk, 2**n), dtype=self.W.dtype, device=self.W.device)), 0)
+            torch.logsumexp(
+                minus_f(all_spins(n, start=i, stop=min(i + chunk, 2**n), dtype=self.W.dtype, device=self.W.device)), 0
+            )
             for i in range(0, 2**n, chunk)
         ]
         return torch.logsumexp(torch.stack(parts), 0)
@@ -259,7 +275,15 @@ class ContrastiveDivergence(nn.Module):
     chains from where the previous step left them.
     """
 
-    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = False, chains: int = 100, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        rbm: RBM,
+        *,
+        k: int = 1,
+        persistent: bool = False,
+        chains: int = 100,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         check_int("k", k)
         check_int("chains", chains)
@@ -314,7 +338,11 @@ def ais_log_partition(
     check_int("n_temps", n_temps)
     check_int("chains", chains, min=2)
     dev, dt, beta = rbm.W.device, rbm.W.dtype, rbm.beta
-    a0 = torch.zeros(rbm.n_visible, device=dev, dtype=dt) if base_fields is None else base_fields.to(device=dev, dtype=dt)
+    a0 = (
+        torch.zeros(rbm.n_visible, device=dev, dtype=dt)
+        if base_fields is None
+        else base_fields.to(device=dev, dtype=dt)
+    )
     check_tensor("base_fields", a0, shape=(rbm.n_visible,))
 
     def minus_f(S: torch.Tensor, t: float) -> torch.Tensor:  # log of the unnormalised marginal at t

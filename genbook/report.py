@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 __all__ = ["markdown_table", "show_table"]
 
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], *, digits: int = 4) -> str:
     """A Markdown table; floats are shown with ``digits`` significant digits.
 

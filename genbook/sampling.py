@@ -24,9 +24,23 @@ from . import _random
 from ._checks import check_bool, check_finite, check_float, check_int, check_tensor
 
 __all__ = [
-    "State", "Info", "RandomWalkMetropolis", "IndependentMetropolisHastings", "MALA", "Langevin", "GaussianGibbs",
-    "RunResult", "run", "autocovariance", "autocorrelation", "effective_sample_size", "split_rhat",
-    "mh_transition_matrix", "gaussian_target", "ill_conditioned_cov", "banana_log_prob",
+    "State",
+    "Info",
+    "RandomWalkMetropolis",
+    "IndependentMetropolisHastings",
+    "MALA",
+    "Langevin",
+    "GaussianGibbs",
+    "RunResult",
+    "run",
+    "autocovariance",
+    "autocorrelation",
+    "effective_sample_size",
+    "split_rhat",
+    "mh_transition_matrix",
+    "gaussian_target",
+    "ill_conditioned_cov",
+    "banana_log_prob",
 ]
 
 LogProb = Callable[[torch.Tensor], torch.Tensor]
@@ -143,8 +157,9 @@ class IndependentMetropolisHastings:
     ``min(1, f(a*)/f(a))`` and an independent proposal holds for ``pi ~ f q``).
     """
 
-    def __init__(self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None,
-                 hastings: bool = True):
+    def __init__(
+        self, log_prob: LogProb, proposal: torch.distributions.Distribution, *, generator=None, hastings: bool = True
+    ):
         check_bool("hastings", hastings)
         self.log_prob, self.proposal, self.generator, self.hastings = log_prob, proposal, generator, hastings
 
@@ -285,7 +300,8 @@ class RunResult:
         if bool(self.ess.isnan().any()):
             raise ValueError(
                 "ess_per_second needs the run's ESS, but this run has none (run(..., diagnostics=False), or fewer "
-                "than 4 kept steps); use effective_sample_size(result.samples) / result.seconds")
+                "than 4 kept steps); use effective_sample_size(result.samples) / result.seconds"
+            )
         return self.ess / self.seconds
 
 
@@ -319,7 +335,9 @@ def run(
         if x0.device.type != "cpu":
             raise ValueError(f"workers={workers} splits chains over CPU threads; x0 is on {x0.device}, use workers=1")
         if x0.shape[0] < workers:
-            raise ValueError(f"workers must be at most the number of chains, got workers={workers} for {x0.shape[0]} chains")
+            raise ValueError(
+                f"workers must be at most the number of chains, got workers={workers} for {x0.shape[0]} chains"
+            )
         if not hasattr(kernel, "generator"):
             raise ValueError(f"workers > 1 needs a kernel with a `generator` attribute, got {type(kernel).__name__}")
     t0 = time.perf_counter()

@@ -81,8 +81,14 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
     return total / n
 
 
-def configure_optimizer(params: list[nn.Parameter], *, optimizer: str = "adamw", lr: float = 1e-3,
-                        weight_decay: float = 0.0, momentum: float = 0.0) -> torch.optim.Optimizer:
+def configure_optimizer(
+    params: list[nn.Parameter],
+    *,
+    optimizer: str = "adamw",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+) -> torch.optim.Optimizer:
     """AdamW (``optimizer="adamw"``) or SGD with ``momentum`` (``"sgd"``) over ``params``, both with
     decoupled (AdamW) or L2 (SGD) ``weight_decay``; ``lr`` is the starting learning rate."""
     if optimizer == "sgd":
@@ -129,8 +135,9 @@ class EarlyStopping:
             model.load_state_dict(self.best_state)
 
 
-def _nonfinite_loss(loss: torch.Tensor, step: int, total: int, per_epoch: int,
-                    train_loss: list[float]) -> FloatingPointError:
+def _nonfinite_loss(
+    loss: torch.Tensor, step: int, total: int, per_epoch: int, train_loss: list[float]
+) -> FloatingPointError:
     """The error for a NaN or infinite ``loss`` at ``step`` (counted from 1), with the last finite loss."""
     return FloatingPointError(
         f"loss became {loss.item()} at step {step} of {total} "

@@ -95,9 +95,7 @@ class Report:
 def pages(root: Path) -> list[str]:
     """Every HTML page of the site, relative to its root (the theme's assets excluded)."""
     return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*.html")
-        if not p.relative_to(root).parts[0].startswith("_")
+        p.relative_to(root).as_posix() for p in root.rglob("*.html") if not p.relative_to(root).parts[0].startswith("_")
     )
 
 
@@ -160,7 +158,9 @@ def check_captions(root: Path, page: str, report: Report) -> None:
 def check_chapter_anatomy(root: Path, page: str, report: Report) -> None:
     """A chapter ends with an Exercises section whose solutions are hidden in toggles."""
     soup = _soup(root / page)
-    headings = [h for h in soup.find_all(["h2"]) if h.get_text(" ", strip=True).rstrip("#").strip().endswith("Exercises")]
+    headings = [
+        h for h in soup.find_all(["h2"]) if h.get_text(" ", strip=True).rstrip("#").strip().endswith("Exercises")
+    ]
     if not headings:
         report.fail(page, 'no section titled "Exercises"')
         return

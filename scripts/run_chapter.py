@@ -25,8 +25,13 @@ from nbclient.exceptions import CellExecutionError
 
 def run(path: Path, out: Path, allow_errors: bool = False) -> bool:
     nb = read_myst_markdown_notebook(path.read_text())
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     t0 = time.perf_counter()
     ok = True
     try:
@@ -56,6 +61,7 @@ def main() -> int:
     parser.add_argument("--allow-errors", action="store_true", help="run every cell; list the failing ones")
     args = parser.parse_args()
     import os
+
     os.environ.setdefault("GENBOOK_PROGRESS", "0")
     os.environ.setdefault("MPLBACKEND", "Agg")
     results = [run(p, args.out, args.allow_errors) for p in args.chapters]

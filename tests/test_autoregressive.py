@@ -523,7 +523,9 @@ def test_markov_log_prob_is_brute_force_sum_of_log_table_entries(order):
     )
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-5)
     if order == 1:  # the same by indexing the table with context x_{d-1}, or `levels` before the start
-        by_table = [sum(float(model.dense_table()[d, s[d - 1] if d else K, s[d]]) for d in range(D)) for s in seqs.tolist()]
+        by_table = [
+            sum(float(model.dense_table()[d, s[d - 1] if d else K, s[d]]) for d in range(D)) for s in seqs.tolist()
+        ]
         torch.testing.assert_close(got, torch.tensor(by_table), rtol=0, atol=1e-5)
 
 
@@ -766,15 +768,16 @@ def test_backoff_beats_uniform_prior_on_held_out_text():
 
     tr, te = gdata.text("train")[None, :60_000], gdata.text("test")[None, :20_000]
     # each prior at a good alpha for it (the best of 0.01..100 for uniform is about 0.03)
-    nll = {p: -MarkovChain(levels=29, order=5, alpha=a, prior=p).fit(tr).log_prob(te).item() / te.shape[1]
-           for p, a in (("uniform", 0.03), ("backoff", 10.0))}
+    nll = {
+        p: -MarkovChain(levels=29, order=5, alpha=a, prior=p).fit(tr).log_prob(te).item() / te.shape[1]
+        for p, a in (("uniform", 0.03), ("backoff", 10.0))
+    }
     assert nll["backoff"] < nll["uniform"] - 0.2, nll  # at least 0.2 nats per character better
 
 
 def test_bad_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be 'uniform' or 'backoff', got 'laplace'"):
         MarkovChain(levels=3, order=1, prior="laplace")
-
 
 
 # ------------------------------------------------------------ the anchor's design (benchmarks/anchor_arm.py)

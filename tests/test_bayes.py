@@ -19,7 +19,11 @@ def _theta_grid(m=20_000):
 
 
 def _prior_pdf(theta, a, b):
-    return torch.distributions.Beta(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)).log_prob(theta).exp()
+    return (
+        torch.distributions.Beta(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
+        .log_prob(theta)
+        .exp()
+    )
 
 
 # ---------------------------------------------------------------- the coin
@@ -65,7 +69,9 @@ def test_coin_map_on_the_boundary_raises(k, n):
 @pytest.mark.parametrize("k, n, a, b", CASES + [(4, 9, 0.5, 0.5)])
 def test_coin_log_evidence_is_log_integral_of_likelihood_times_prior(k, n, a, b):
     def integrand(t):
-        return math.exp(float(bayes.binomial_log_likelihood(torch.tensor(t, dtype=torch.float64), k, n))) * stats.beta.pdf(t, a, b)
+        return math.exp(
+            float(bayes.binomial_log_likelihood(torch.tensor(t, dtype=torch.float64), k, n))
+        ) * stats.beta.pdf(t, a, b)
 
     value, err = integrate.quad(integrand, 0, 1, epsabs=0.0, epsrel=1e-10, limit=200)
     assert bayes.coin_log_evidence(k, n, a=a, b=b) == pytest.approx(math.log(value), abs=1e-9)

@@ -20,8 +20,8 @@ def test_calibrated_is_seconds_over_the_calibrations_beside_it(monkeypatch, tmp_
     monkeypatch.setattr(book, "calibration_seconds", lambda: next(calibrations))
     out = book.run()
     assert out["book/intro/seconds"] == 10.0
-    assert out["book/intro/calibrated"] == 5.0      # 10 / mean(1, 3)
-    assert out["book/01_a/calibrated"] == 12.0      # 30 / mean(3, 2)
+    assert out["book/intro/calibrated"] == 5.0  # 10 / mean(1, 3)
+    assert out["book/01_a/calibrated"] == 12.0  # 30 / mean(3, 2)
     assert out["book/02_b/calibrated"] == round(8.0 / 3.0, 2)
     assert out["bench/calibration_seconds"] == 2.5  # median of 1, 3, 2, 4
 

@@ -23,14 +23,19 @@ def _excerpts():
         for m in DIRECTIVE.finditer(md.read_text()):
             options = dict(re.findall(r":([a-z-]+):\s*(.*)", m["options"]))
             if "pyobject" in options:
-                yield pytest.param(md, (md.parent / m["path"]).resolve(), options, id=f"{md.stem}:{options['pyobject']}")
+                yield pytest.param(
+                    md, (md.parent / m["path"]).resolve(), options, id=f"{md.stem}:{options['pyobject']}"
+                )
 
 
 def _find(tree: ast.AST, dotted: str) -> ast.AST:
     node = tree
     for name in dotted.split("."):
-        matches = [n for n in ast.iter_child_nodes(node)
-                   if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+        matches = [
+            n
+            for n in ast.iter_child_nodes(node)
+            if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+        ]
         assert matches, f"{dotted}: no {name!r} found"
         node = matches[0]
     return node
@@ -60,9 +65,13 @@ def test_excerpt_names_an_object_and_selects_its_code(md, source, options):
     if "lines" not in options:
         return
     chosen = _selected(options["lines"])
-    assert max(chosen) <= length, f"{md.name}: lines {options['lines']} go past the {length} lines of {options['pyobject']}"
+    assert max(chosen) <= length, (
+        f"{md.name}: lines {options['lines']} go past the {length} lines of {options['pyobject']}"
+    )
     assert max(chosen) == length, f"{md.name}: lines {options['lines']} stop before the end of {options['pyobject']}"
     first = node.body[0]
     if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
         doc = set(range(first.lineno - start + 1, first.end_lineno - start + 2))
-        assert not doc & set(chosen), f"{md.name}: lines {options['lines']} cut into the docstring of {options['pyobject']}"
+        assert not doc & set(chosen), (
+            f"{md.name}: lines {options['lines']} cut into the docstring of {options['pyobject']}"
+        )

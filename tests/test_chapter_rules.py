@@ -9,8 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.md"))
-MACHINE_TALK = ("set_num_threads", "set_num_interop_threads", "fit_in_background", "multiprocessing",
-                "subprocess", "threading")
+MACHINE_TALK = (
+    "set_num_threads",
+    "set_num_interop_threads",
+    "fit_in_background",
+    "multiprocessing",
+    "subprocess",
+    "threading",
+)
 
 
 def _code_and_prose(path: Path) -> str:

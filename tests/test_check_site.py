@@ -55,7 +55,10 @@ PLANTED = {
     "macro.html": (GOOD + '<div class="math">\\[ \\fracc{1}{2} \\]</div>', "Undefined control sequence"),
     "exponent.html": (GOOD + '<span class="math">\\(x^2^3\\)</span>', "Double exponent"),
     "brace.html": (GOOD + '<div class="math">\\[ \\frac{1}{ \\]</div>', "equation not typeset"),
-    "cdn.html": (GOOD + '<script src="https://cdn.example.org/mathjax.js"></script>', "outside the site: https://cdn.example.org"),
+    "cdn.html": (
+        GOOD + '<script src="https://cdn.example.org/mathjax.js"></script>',
+        "outside the site: https://cdn.example.org",
+    ),
     "nocaption.html": (
         GOOD + '<div class="cell_output docutils container"><img src="dot.png" alt="plot"></div>',
         "figure without a caption: dot.png",
@@ -63,7 +66,10 @@ PLANTED = {
     "wide.html": (GOOD + '<div style="width: 900px">wide</div>', "wider than a 390px phone screen"),
     "nomathjax.html": (GOOD, "MathJax did not start"),
     "book/02_sampling.html": ("<section><h2>Summary</h2></section>", 'no section titled "Exercises"'),
-    "book/03_energy.html": ("<section><h2>Exercises</h2><p>no solutions</p></section>", "no hidden (toggled) solutions"),
+    "book/03_energy.html": (
+        "<section><h2>Exercises</h2><p>no solutions</p></section>",
+        "no hidden (toggled) solutions",
+    ),
 }
 
 _PNG = bytes.fromhex(  # a valid 1x1 PNG

@@ -23,7 +23,9 @@ from genbook._checks import (
 
 
 # ---------------------------------------------------------------- check_int
-@pytest.mark.parametrize("value, kw", [(1, {}), (7, {}), (0, dict(min=0)), (5, dict(min=2, max=5)), (None, dict(optional=True))])
+@pytest.mark.parametrize(
+    "value, kw", [(1, {}), (7, {}), (0, dict(min=0)), (5, dict(min=2, max=5)), (None, dict(optional=True))]
+)
 def test_check_int_returns_what_passes(value, kw):
     assert check_int("n", value, **kw) is value
 
@@ -140,7 +142,11 @@ def test_describe_tensors_and_long_values():
         (torch.zeros(3), dict(shape=("B", 2)), r"^x must be a tensor of shape \(B, 2\), got a tensor of shape \(3,\)"),
         (torch.zeros(3, 3), dict(shape=("B", 2)), r"^x must be a tensor of shape \(B, 2\), got .*\(3, 3\)"),
         ([[0.0, 1.0]], dict(shape=("B", 2)), r"^x must be a tensor of shape \(B, 2\), got \[\[0\.0, 1\.0\]\] \(list\)"),
-        (torch.zeros(4, dtype=torch.long), dict(shape=("N",), dtype="float"), r"^x must be a floating-point tensor of shape \(N,\)"),
+        (
+            torch.zeros(4, dtype=torch.long),
+            dict(shape=("N",), dtype="float"),
+            r"^x must be a floating-point tensor of shape \(N,\)",
+        ),
         (torch.zeros(4), dict(shape=("N",), dtype="int"), r"^x must be an integer tensor of shape \(N,\).*float32"),
         (torch.zeros(4, dtype=torch.bool), dict(shape=("N",), dtype="int"), r"^x must be an integer tensor.*bool"),
         (torch.zeros(2, 2), dict(shape=(3, 3)), r"^x must be a tensor of shape \(3, 3\)"),

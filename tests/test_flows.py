@@ -225,8 +225,9 @@ def test_spectral_normalisation_bounds_the_lipschitz_constant(strong):
 def _block_with_one_clamp_inactive(dim, hidden, layers, seed=0):
     """A randomised exact block whose first layer has ``sigma < coeff`` (spectral scale clamped at 1),
     the others ``sigma > coeff``: both branches of ``max(1, sigma / coeff)`` are exercised."""
-    block = _randomise(ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0,
-                       seed=seed)
+    block = _randomise(
+        ResidualBlock(dim=dim, hidden=hidden, layers=layers, lipschitz=0.7, exact=True), scale=1.0, seed=seed
+    )
     first = block.g[0]
     with torch.no_grad():
         first.weight.mul_(1e-3)

@@ -124,29 +124,80 @@ def _levels(k: int, d: int) -> torch.Tensor:
 ROUND_TRIP = {
     flows.StandardNormal: (dict(dim=3), lambda m: m.log_prob(_points(3))),
     flows.ActNorm: (dict(dim=3), lambda m: m(_points(3))),
-    flows.AffineCoupling: (dict(dim=3, mask=[1, 0, 1], hidden=5, layers=1, activation="tanh", dropout=0.1),
-                           lambda m: m(_points(3))),
-    flows.RealNVP: (dict(dim=4, hidden=6, couplings=3, layers=1, actnorm=False, activation="silu", dropout=0.2,
-                         image_shape=[2, 2]), lambda m: m.log_prob(_points(4))),
-    flows.ResidualBlock: (dict(dim=3, hidden=5, layers=1, lipschitz=0.8, n_power_iterations=2, exact=False, n_terms=4,
-                               n_probes=2, max_iter=50, tol=1e-4), lambda m: m(_points(3))),
-    flows.ResidualFlow: (dict(dim=3, hidden=5, blocks=2, layers=1, lipschitz=0.7, actnorm=False, n_power_iterations=2,
-                              exact=True, n_terms=4, n_probes=2, max_iter=50, tol=1e-4),
-                         lambda m: m.log_prob(_points(3))),
+    flows.AffineCoupling: (
+        dict(dim=3, mask=[1, 0, 1], hidden=5, layers=1, activation="tanh", dropout=0.1),
+        lambda m: m(_points(3)),
+    ),
+    flows.RealNVP: (
+        dict(dim=4, hidden=6, couplings=3, layers=1, actnorm=False, activation="silu", dropout=0.2, image_shape=[2, 2]),
+        lambda m: m.log_prob(_points(4)),
+    ),
+    flows.ResidualBlock: (
+        dict(
+            dim=3,
+            hidden=5,
+            layers=1,
+            lipschitz=0.8,
+            n_power_iterations=2,
+            exact=False,
+            n_terms=4,
+            n_probes=2,
+            max_iter=50,
+            tol=1e-4,
+        ),
+        lambda m: m(_points(3)),
+    ),
+    flows.ResidualFlow: (
+        dict(
+            dim=3,
+            hidden=5,
+            blocks=2,
+            layers=1,
+            lipschitz=0.7,
+            actnorm=False,
+            n_power_iterations=2,
+            exact=True,
+            n_terms=4,
+            n_probes=2,
+            max_iter=50,
+            tol=1e-4,
+        ),
+        lambda m: m.log_prob(_points(3)),
+    ),
     flows.LogitTransform: (dict(levels=5, alpha=0.1), lambda m: m(5 * torch.rand(6, 3))),
-    flows.DigitsFlow: (dict(dim=4, levels=5, alpha=0.02, hidden=6, couplings=3, layers=1, actnorm=False,
-                            activation="relu", dropout=0.1, image_shape=[2, 2]),
-                       lambda m: m.log_prob(5 * torch.rand(6, 4))),
-    autoregressive.MarkovChain: (dict(levels=3, length=5, order=2, alpha=0.5, prior="backoff"),
-                                 lambda m: m.log_prob(_levels(3, 5))),
+    flows.DigitsFlow: (
+        dict(
+            dim=4,
+            levels=5,
+            alpha=0.02,
+            hidden=6,
+            couplings=3,
+            layers=1,
+            actnorm=False,
+            activation="relu",
+            dropout=0.1,
+            image_shape=[2, 2],
+        ),
+        lambda m: m.log_prob(5 * torch.rand(6, 4)),
+    ),
+    autoregressive.MarkovChain: (
+        dict(levels=3, length=5, order=2, alpha=0.5, prior="backoff"),
+        lambda m: m.log_prob(_levels(3, 5)),
+    ),
     autoregressive.WindowMLP: (dict(levels=3, length=5, window=2, hidden=4), lambda m: m.log_prob(_levels(3, 5))),
-    autoregressive.ConvARM: (dict(levels=3, length=5, channels=4, kernel_size=2, layers=2, dilations=[1, 2],
-                                  dropout=0.1), lambda m: m.log_prob(_levels(3, 5))),
-    GaussianMixture: (dict(n_components=3, n_features=3, reg_covar=1e-5, tol=1e-4, max_iter=7),
-                      lambda m: m.log_prob(_points(3))),
+    autoregressive.ConvARM: (
+        dict(levels=3, length=5, channels=4, kernel_size=2, layers=2, dilations=[1, 2], dropout=0.1),
+        lambda m: m.log_prob(_levels(3, 5)),
+    ),
+    GaussianMixture: (
+        dict(n_components=3, n_features=3, reg_covar=1e-5, tol=1e-4, max_iter=7),
+        lambda m: m.log_prob(_points(3)),
+    ),
     GridLatentModel: (dict(n_features=3, n_latent=5, hidden=4), lambda m: m.log_prob(_points(3))),
-    rbm.RBM: (dict(n_visible=3, n_hidden=2, beta=2.0, fields=False, init_std=0.1),
-              lambda m: m.log_prob(rbm.to_spins(torch.randint(0, 2, (6, 3))))),
+    rbm.RBM: (
+        dict(n_visible=3, n_hidden=2, beta=2.0, fields=False, init_std=0.1),
+        lambda m: m.log_prob(rbm.to_spins(torch.randint(0, 2, (6, 3)))),
+    ),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
@@ -166,8 +217,14 @@ def _module_classes() -> set[type]:
     found = set()
     for info in pkgutil.iter_modules(genbook.__path__):
         module = importlib.import_module(f"genbook.{info.name}")
-        found |= {c for c in vars(module).values() if isinstance(c, type) and issubclass(c, nn.Module)
-                  and c.__module__ == module.__name__ and not c.__name__.startswith("_")}
+        found |= {
+            c
+            for c in vars(module).values()
+            if isinstance(c, type)
+            and issubclass(c, nn.Module)
+            and c.__module__ == module.__name__
+            and not c.__name__.startswith("_")
+        }
     return found
 
 

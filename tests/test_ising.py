@@ -63,7 +63,9 @@ def test_ising_energy_of_ordered_states():
 
 
 @pytest.mark.parametrize("L", [2, 3])
-@pytest.mark.parametrize("beta, J, h", [(0.0, 1.0, 0.0), (0.3, 1.0, 0.0), (0.7, 1.0, 0.25), (0.5, -1.0, 0.1), (1.5, 0.5, -0.2)])
+@pytest.mark.parametrize(
+    "beta, J, h", [(0.0, 1.0, 0.0), (0.3, 1.0, 0.0), (0.7, 1.0, 0.25), (0.5, -1.0, 0.1), (1.5, 0.5, -0.2)]
+)
 def test_ising_exact_matches_brute_force(L, beta, J, h):
     got = ising_exact(L, beta, J=J, h=h)
     log_Z, energy, mag = _brute_force(L, beta, J, h)
@@ -92,7 +94,9 @@ def test_ising_exact_4x4_thermodynamic_identities():
     # low temperature: two ground states of energy -32, the cheapest excitation costs 8
     cold = ising_exact(4, 5.0)
     assert cold["log_Z"] == pytest.approx(5.0 * 32 + math.log(2), abs=1e-12)
-    assert cold["energy"] == pytest.approx(-2.0, abs=1e-12) and cold["abs_magnetisation"] == pytest.approx(1.0, abs=1e-12)
+    assert cold["energy"] == pytest.approx(-2.0, abs=1e-12) and cold["abs_magnetisation"] == pytest.approx(
+        1.0, abs=1e-12
+    )
     # flipping every spin maps h to -h
     assert ising_exact(4, 0.3, h=0.2)["log_Z"] == pytest.approx(ising_exact(4, 0.3, h=-0.2)["log_Z"], abs=1e-10)
 
@@ -152,7 +156,9 @@ def test_gibbs_half_sweeps_draw_the_exact_conditionals(gen):
     resid = ((new == 1).double() - p_up(new).double()).mean(0)
     assert bool((resid.abs() <= Z * 0.5 / math.sqrt(C))[~even].all())
     # and a wrong temperature would be seen: sigmoid(beta ...) is far from the frequencies
-    wrong = torch.sigmoid(beta * (J * (start.roll(1, -1) + start.roll(-1, -1) + start.roll(1, -2) + start.roll(-1, -2)) + h)).double()
+    wrong = torch.sigmoid(
+        beta * (J * (start.roll(1, -1) + start.roll(-1, -1) + start.roll(1, -2) + start.roll(-1, -2)) + h)
+    ).double()
     assert float((freq - wrong).abs()[even].max()) > 10 * float(se.max())
 
 
@@ -160,7 +166,9 @@ def test_gibbs_is_deterministic_given_a_seeded_generator():
     spins = torch.ones(20, 4, 4)
 
     def once(seed):
-        return run(IsingGibbs(4, beta=0.4, generator=torch.Generator().manual_seed(seed)), spins, 10, diagnostics=False).samples
+        return run(
+            IsingGibbs(4, beta=0.4, generator=torch.Generator().manual_seed(seed)), spins, 10, diagnostics=False
+        ).samples
 
     before = torch.random.get_rng_state()
     a = once(3)
@@ -195,7 +203,10 @@ def test_bad_beta_raises(beta):
         (torch.ones(3, 4, 6), r"spins must be a tensor of shape \(chains, 4, 4\) of \+-1 spins"),
         (torch.ones(3, 2, 2), r"spins must be a tensor of shape \(chains, 4, 4\) of \+-1 spins"),
         (torch.zeros(3, 4, 4), r"spins must contain only \+1 and -1, found 0"),
-        (torch.arange(48).reshape(3, 4, 4) % 2, r"spins must contain only \+1 and -1, found 0"),  # 0/1 bits instead of -1/+1
+        (
+            torch.arange(48).reshape(3, 4, 4) % 2,
+            r"spins must contain only \+1 and -1, found 0",
+        ),  # 0/1 bits instead of -1/+1
         (torch.full((3, 4, 4), 2.0), r"spins must contain only \+1 and -1, found 2"),
     ],
 )

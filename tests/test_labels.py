@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CITED = re.compile(r"\beq-[a-z0-9]+(?:-[a-z0-9]+)*")
 DEFINED = (
-    re.compile(r"\$\$\s*\((eq-[\w-]+)\)"),           # $$ ... $$ (eq-label)
-    re.compile(r"^\((eq-[\w-]+)\)=\s*$", re.M),       # (eq-label)= target
+    re.compile(r"\$\$\s*\((eq-[\w-]+)\)"),  # $$ ... $$ (eq-label)
+    re.compile(r"^\((eq-[\w-]+)\)=\s*$", re.M),  # (eq-label)= target
     re.compile(r"^:label:\s*(eq-[\w-]+)\s*$", re.M),  # {math} directive option
 )
 

@@ -70,7 +70,9 @@ def test_bits_per_dim_bad_dims_raise(dims):
         metrics.bits_per_dim(1.0, dims)
 
 
-@pytest.mark.parametrize("levels, dims, word", [(1, 64, "levels"), (2.5, 64, "levels"), (17, 0, "dims"), (17, 1.0, "dims")])
+@pytest.mark.parametrize(
+    "levels, dims, word", [(1, 64, "levels"), (2.5, 64, "levels"), (17, 0, "dims"), (17, 1.0, "dims")]
+)
 def test_uniform_nll_bad_args_raise(levels, dims, word):
     with pytest.raises(ValueError, match=word):
         metrics.uniform_nll(levels, dims)

@@ -183,7 +183,12 @@ def test_fit_bad_init_raises(kwargs, word, gen):
 
 @pytest.mark.parametrize(
     "kwargs, word",
-    [(dict(n_components=0), "n_components"), (dict(n_components=1.5), "n_components"), (dict(n_features=0), "n_features"), (dict(reg_covar=-1.0), "reg_covar")],
+    [
+        (dict(n_components=0), "n_components"),
+        (dict(n_components=1.5), "n_components"),
+        (dict(n_features=0), "n_features"),
+        (dict(reg_covar=-1.0), "reg_covar"),
+    ],
 )
 def test_bad_constructor_args_raise(kwargs, word):
     with pytest.raises(ValueError, match=word):

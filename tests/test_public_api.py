@@ -31,7 +31,9 @@ def test_public_modules_declare_all(name):
 @pytest.mark.parametrize("name", PUBLIC)
 def test_all_lists_every_public_class_and_function_defined_there(name):
     tree = ast.parse((PACKAGE / f"{name}.py").read_text())
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
+    defined = {
+        n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")
+    }
     module = importlib.import_module(f"genbook.{name}")
     assert defined <= set(module.__all__), f"genbook.{name}.__all__ misses {sorted(defined - set(module.__all__))}"
 

@@ -23,18 +23,27 @@ def G(seed: int = 0) -> torch.Generator:
     "ours, theirs",
     [
         (lambda g: _random.randn((3, 2), g), lambda g: torch.randn(3, 2, generator=g)),
-        (lambda g: _random.randn(5, g, dtype=torch.float64), lambda g: torch.randn(5, generator=g, dtype=torch.float64)),
+        (
+            lambda g: _random.randn(5, g, dtype=torch.float64),
+            lambda g: torch.randn(5, generator=g, dtype=torch.float64),
+        ),
         (lambda g: _random.rand((4,), g), lambda g: torch.rand(4, generator=g)),
-        (lambda g: _random.randn_like(torch.zeros(2, 3, dtype=torch.float64), g),
-         lambda g: torch.randn(2, 3, generator=g, dtype=torch.float64)),
+        (
+            lambda g: _random.randn_like(torch.zeros(2, 3, dtype=torch.float64), g),
+            lambda g: torch.randn(2, 3, generator=g, dtype=torch.float64),
+        ),
         (lambda g: _random.rand_like(torch.zeros(7), g), lambda g: torch.rand(7, generator=g)),
         (lambda g: _random.randint(0, 9, (6,), g), lambda g: torch.randint(0, 9, (6,), generator=g)),
         (lambda g: _random.randint(2, 5, 6, g), lambda g: torch.randint(2, 5, (6,), generator=g)),
-        (lambda g: _random.multinomial(torch.tensor([0.2, 0.5, 0.3]), 8, g, replacement=True),
-         lambda g: torch.multinomial(torch.tensor([0.2, 0.5, 0.3]), 8, replacement=True, generator=g)),
+        (
+            lambda g: _random.multinomial(torch.tensor([0.2, 0.5, 0.3]), 8, g, replacement=True),
+            lambda g: torch.multinomial(torch.tensor([0.2, 0.5, 0.3]), 8, replacement=True, generator=g),
+        ),
         (lambda g: _random.randperm(10, g), lambda g: torch.randperm(10, generator=g)),
-        (lambda g: _random.bernoulli_spins(torch.full((3, 4), 0.3), g),
-         lambda g: torch.where(torch.rand(3, 4, generator=g) < 0.3, 1.0, -1.0)),
+        (
+            lambda g: _random.bernoulli_spins(torch.full((3, 4), 0.3), g),
+            lambda g: torch.where(torch.rand(3, 4, generator=g) < 0.3, 1.0, -1.0),
+        ),
     ],
 )
 def test_draws_equal_torchs_on_the_cpu(ours, theirs):
@@ -87,7 +96,8 @@ MODELS_ON_ANOTHER_DEVICE = {
     "kmeans_plusplus": lambda g: mixture.kmeans_plusplus(torch.zeros(5, 2, device="meta"), 2, generator=g),
     "RBM.sample": lambda g: rbm.RBM(n_visible=3, n_hidden=2).to("meta").sample(2, generator=g),
     "RandomWalkMetropolis.init": lambda g: sampling.RandomWalkMetropolis(LP, step_size=1.0, generator=g).init(
-        torch.zeros(2, 2, device="meta")),
+        torch.zeros(2, 2, device="meta")
+    ),
 }
 
 

@@ -433,7 +433,18 @@ def test_cd10_training_on_bars_and_stripes_lowers_exact_kl():
     g = torch.Generator().manual_seed(0)
     cd = ContrastiveDivergence(rbm, k=10, generator=g)
     before = exact_kl(rbm, S)
-    fit(cd, S, steps=400, batch_size=S.shape[0], lr=0.2, momentum=0.5, optimizer="sgd", schedule="linear", generator=g, progress=False)
+    fit(
+        cd,
+        S,
+        steps=400,
+        batch_size=S.shape[0],
+        lr=0.2,
+        momentum=0.5,
+        optimizer="sgd",
+        schedule="linear",
+        generator=g,
+        progress=False,
+    )
     after = exact_kl(rbm, S)
     assert before > 1.0
     assert after < 0.3, f"exact KL {before:.3f} -> {after:.3f}"
@@ -446,7 +457,9 @@ def test_ais_log_partition_close_to_exact_at_16_hidden(beta, base):
     rbm = _rbm(30, 16, beta=beta, scale=0.3, seed=1)
     with torch.no_grad():
         exact = rbm.log_partition().item()
-        base_fields = base_fields_from_data(rbm.sample(500, steps=50, generator=g), beta=beta).double() if base else None
+        base_fields = (
+            base_fields_from_data(rbm.sample(500, steps=50, generator=g), beta=beta).double() if base else None
+        )
     res = ais_log_partition(rbm, n_temps=1000, chains=100, base_fields=base_fields, generator=g)
     assert isinstance(res.log_Z, float)
     assert res.log_weights.shape == (100,)
@@ -460,7 +473,9 @@ def test_ais_is_exact_when_the_base_is_the_model():
     rbm = _rbm(6, 4, beta=1.7, scale=0.8)
     with torch.no_grad():
         rbm.W.zero_()
-    res = ais_log_partition(rbm, n_temps=10, chains=5, base_fields=rbm.a.detach().clone(), generator=torch.Generator().manual_seed(0))
+    res = ais_log_partition(
+        rbm, n_temps=10, chains=5, base_fields=rbm.a.detach().clone(), generator=torch.Generator().manual_seed(0)
+    )
     assert res.log_Z == pytest.approx(_brute_log_z(rbm), abs=1e-10)
     assert res.std_err == pytest.approx(0.0, abs=1e-10)
 
@@ -526,7 +541,9 @@ def test_bad_constructor_arguments_raise(kwargs, word):
         RBM(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(k=0), "k"), (dict(k=1.5), "k"), (dict(k=True), "k"), (dict(chains=0), "chains")])
+@pytest.mark.parametrize(
+    "kwargs, word", [(dict(k=0), "k"), (dict(k=1.5), "k"), (dict(k=True), "k"), (dict(chains=0), "chains")]
+)
 def test_bad_cd_arguments_raise(kwargs, word):
     # genbook._checks.check_int's message names the minimum: "k must be an int >= 1, got 0 (int)"
     with pytest.raises(ValueError, match=f"^{word} must be an int >= 1, got"):

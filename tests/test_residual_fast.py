@@ -38,8 +38,11 @@ def _randomise(model, scale=1.0, seed=0):
 def _flow(dim=2, blocks=3, hidden=8, layers=2, actnorm=True, seed=0):
     """A randomised exact flow whose first block has one layer with ``sigma < coeff`` (spectral scale
     clamped at 1), so both branches of ``max(1, sigma / coeff)`` are compared."""
-    flow = _randomise(ResidualFlow(dim=dim, hidden=hidden, blocks=blocks, layers=layers, lipschitz=0.8, actnorm=actnorm,
-                                   exact=True), scale=2.0, seed=seed)
+    flow = _randomise(
+        ResidualFlow(dim=dim, hidden=hidden, blocks=blocks, layers=layers, lipschitz=0.8, actnorm=actnorm, exact=True),
+        scale=2.0,
+        seed=seed,
+    )
     first = flow.transforms[1 if actnorm else 0].g[0]
     with torch.no_grad():
         first.weight.mul_(1e-3)
@@ -66,8 +69,13 @@ def _outputs_and_gradients(forward, flow, x):
     return z.detach(), logdet.detach(), grads
 
 
-CONFIGS = [dict(dim=2), dict(dim=2, actnorm=False), dict(dim=2, layers=1, blocks=2), dict(dim=2, layers=3),
-           dict(dim=3, blocks=2)]
+CONFIGS = [
+    dict(dim=2),
+    dict(dim=2, actnorm=False),
+    dict(dim=2, layers=1, blocks=2),
+    dict(dim=2, layers=3),
+    dict(dim=3, blocks=2),
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
@@ -121,8 +129,10 @@ def test_a_flow_takes_the_fast_path_and_a_lone_block_the_readable_one():
 
 def _stack_inputs(blocks, actnorms):
     """What ``exact_residual_stack`` hands :class:`ResidualStack`, as fresh leaves for ``gradcheck``."""
-    return [None if t is None else t.detach().clone().requires_grad_(True)
-            for t in stacked_inputs(blocks, actnorms, refine=False)]
+    return [
+        None if t is None else t.detach().clone().requires_grad_(True)
+        for t in stacked_inputs(blocks, actnorms, refine=False)
+    ]
 
 
 @pytest.mark.parametrize("dim, hidden, layers", [(2, 5, 2), (3, 4, 1), (2, 3, 3)])

@@ -192,7 +192,11 @@ def test_sampler_leaves_100d_ill_conditioned_gaussian_invariant(name, gen):
     _assert_within_mc("variance along eigenvectors", (y**2).mean(0), lam, 2 * lam**2, C, var_y - lam)
     cov_x = (Q * var_y) @ Q.T
     _assert_within_mc(
-        "variance of x", ((x - mu) ** 2).mean(0), torch.diagonal(cov), 2 * torch.diagonal(cov) ** 2, C,
+        "variance of x",
+        ((x - mu) ** 2).mean(0),
+        torch.diagonal(cov),
+        2 * torch.diagonal(cov) ** 2,
+        C,
         torch.diagonal(cov_x - cov),
     )
     # aggregate: the whitened squared norm is chi^2_D (mean D, variance 2D) under the target
@@ -240,7 +244,9 @@ def test_mala_removes_the_langevin_bias(eta, gen):
 # ================================================================ one step, checked exactly
 def _aniso_log_prob(x):
     """An anisotropic Gaussian with a non-zero mean, (C, 2) -> (C,)."""
-    return -0.5 * (((x - torch.tensor([0.5, -1.0], dtype=x.dtype)) / torch.tensor([1.0, 0.3], dtype=x.dtype)) ** 2).sum(1)
+    return -0.5 * (((x - torch.tensor([0.5, -1.0], dtype=x.dtype)) / torch.tensor([1.0, 0.3], dtype=x.dtype)) ** 2).sum(
+        1
+    )
 
 
 def _one_step(kernel, C, gen):
@@ -260,7 +266,9 @@ def _one_step(kernel, C, gen):
 
 
 def test_rwm_log_alpha_is_log_target_ratio(gen):
-    x0, _, new, info, moved = _one_step(RandomWalkMetropolis(_aniso_log_prob, step_size=0.7, generator=gen), 20_000, gen)
+    x0, _, new, info, moved = _one_step(
+        RandomWalkMetropolis(_aniso_log_prob, step_size=0.7, generator=gen), 20_000, gen
+    )
     expected = (_aniso_log_prob(new.x) - _aniso_log_prob(x0)).clamp(max=0)
     assert torch.allclose(info.log_alpha[moved], expected[moved], atol=1e-10)
     assert 0.1 < float(moved.double().mean()) < 0.9, float(moved.double().mean())
@@ -287,7 +295,9 @@ def test_mala_log_alpha_has_the_hastings_correction(gen):
 
 
 def test_imh_log_alpha_has_the_proposal_ratio(gen):
-    q = MultivariateNormal(torch.tensor([0.3, -0.5], dtype=F64), covariance_matrix=torch.diag(torch.tensor([4.0, 0.5], dtype=F64)))
+    q = MultivariateNormal(
+        torch.tensor([0.3, -0.5], dtype=F64), covariance_matrix=torch.diag(torch.tensor([4.0, 0.5], dtype=F64))
+    )
     x0, _, new, info, moved = _one_step(IndependentMetropolisHastings(_aniso_log_prob, q), 20_000, gen)
     a = new.x
     expected = (_aniso_log_prob(a) - _aniso_log_prob(x0) + q.log_prob(x0) - q.log_prob(a)).clamp(max=0)
@@ -360,7 +370,13 @@ def test_run_burn_in_and_thin_subsample_the_same_chain(gen):
     x0 = torch.randn(50, 2, dtype=F64, generator=gen)
     log_prob = sampling.gaussian_target(MEAN_2D, COV_2D)
     full = run(RandomWalkMetropolis(log_prob, step_size=0.5, generator=torch.Generator().manual_seed(5)), x0, 30)
-    part = run(RandomWalkMetropolis(log_prob, step_size=0.5, generator=torch.Generator().manual_seed(5)), x0, 24, burn_in=6, thin=4)
+    part = run(
+        RandomWalkMetropolis(log_prob, step_size=0.5, generator=torch.Generator().manual_seed(5)),
+        x0,
+        24,
+        burn_in=6,
+        thin=4,
+    )
     assert part.samples.shape == (6, 50, 2)
     # locate every kept sample in the full run: the same states, thin steps apart, after the burn-in
     where = [next(t for t in range(30) if torch.equal(full.samples[t], s)) for s in part.samples]
@@ -369,12 +385,19 @@ def test_run_burn_in_and_thin_subsample_the_same_chain(gen):
 
 def test_run_diagnostics_are_those_of_its_samples(gen):
     log_prob = sampling.gaussian_target(MEAN_2D, COV_2D)
-    res = run(RandomWalkMetropolis(log_prob, step_size=0.8, generator=gen), torch.randn(20, 2, dtype=F64, generator=gen), 200)
+    res = run(
+        RandomWalkMetropolis(log_prob, step_size=0.8, generator=gen), torch.randn(20, 2, dtype=F64, generator=gen), 200
+    )
     assert res.ess.shape == (2,) and res.rhat.shape == (2,)
     assert torch.equal(res.ess, effective_sample_size(res.samples))
     assert torch.equal(res.rhat, split_rhat(res.samples))
     assert res.seconds > 0 and torch.allclose(res.ess_per_second, res.ess / res.seconds)
-    off = run(RandomWalkMetropolis(log_prob, step_size=0.8, generator=gen), torch.zeros(20, 2, dtype=F64), 50, diagnostics=False)
+    off = run(
+        RandomWalkMetropolis(log_prob, step_size=0.8, generator=gen),
+        torch.zeros(20, 2, dtype=F64),
+        50,
+        diagnostics=False,
+    )
     assert bool(off.ess.isnan().all()) and bool(off.rhat.isnan().all())
     with pytest.raises(ValueError, match="diagnostics=False"):
         off.ess_per_second
@@ -495,7 +518,7 @@ def test_ess_of_ar1_chains_is_cs_times_one_minus_phi_over_one_plus_phi(phi, S, C
     ess = effective_sample_size(_ar1(phi, S, C, D, gen))
     assert ess.shape == (D,)
     expected = C * S * (1 - phi) / (1 + phi)
-    assert torch.allclose(ess.double(), torch.full((D,), expected, dtype=F64), rtol=0.1), (ess / expected)
+    assert torch.allclose(ess.double(), torch.full((D,), expected, dtype=F64), rtol=0.1), ess / expected
 
 
 def test_ess_of_independent_draws_is_the_number_of_draws(gen):
@@ -663,7 +686,12 @@ def _all_kernels(log_prob=_std_normal):
 @pytest.mark.parametrize("k", range(4))
 @pytest.mark.parametrize(
     "x0",
-    [torch.zeros(4), torch.zeros(4, 2, dtype=torch.long), torch.zeros(2, 4, 2), torch.tensor([[0.0, 0.0], [math.nan, 1.0]])],
+    [
+        torch.zeros(4),
+        torch.zeros(4, 2, dtype=torch.long),
+        torch.zeros(2, 4, 2),
+        torch.tensor([[0.0, 0.0], [math.nan, 1.0]]),
+    ],
     ids=["1-D", "integer", "3-D", "NaN"],
 )
 def test_bad_x0_raises(k, x0):
@@ -704,8 +732,18 @@ def test_log_prob_not_finite_at_start_names_the_chain(k, bad):
         _all_kernels(log_prob)[k].init(torch.zeros(5, 2))
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(n_steps=0), "n_steps"), (dict(n_steps=2.5), "n_steps"), (dict(burn_in=-1), "burn_in"), (dict(thin=0), "thin"),
-                                           (dict(workers=0), "workers"), (dict(workers=2.0), "workers"), (dict(workers=4), "at most the number of chains")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(n_steps=0), "n_steps"),
+        (dict(n_steps=2.5), "n_steps"),
+        (dict(burn_in=-1), "burn_in"),
+        (dict(thin=0), "thin"),
+        (dict(workers=0), "workers"),
+        (dict(workers=2.0), "workers"),
+        (dict(workers=4), "at most the number of chains"),
+    ],
+)
 def test_run_bad_counts_raise(kwargs, word):
     args = dict(n_steps=10) | kwargs
     with pytest.raises(ValueError, match=word):
@@ -732,8 +770,10 @@ def test_run_with_workers_is_each_group_run_on_its_own(name):
     res = run(_kernel_for_determinism(name, torch.Generator().manual_seed(7)), x0, 40, workers=2)
     assert torch.get_num_threads() == threads  # restored
     seeds = torch.randint(0, 2**62, (2,), generator=torch.Generator().manual_seed(7)).tolist()
-    parts = [run(_kernel_for_determinism(name, torch.Generator().manual_seed(sd)), part, 40)
-             for sd, part in zip(seeds, x0.chunk(2))]
+    parts = [
+        run(_kernel_for_determinism(name, torch.Generator().manual_seed(sd)), part, 40)
+        for sd, part in zip(seeds, x0.chunk(2))
+    ]
     assert torch.equal(res.samples, torch.cat([p.samples for p in parts], dim=1))
     rates = torch.tensor([p.acceptance_rate for p in parts], dtype=F64)
     sizes = torch.tensor([16.0, 15.0], dtype=F64)
@@ -755,7 +795,10 @@ def test_mh_matrix_bad_input_raises():
             mh_transition_matrix(p, proposal)
     with pytest.raises(ValueError, match="proposal"):
         mh_transition_matrix(p, q[:4, :4])
-    for target in (torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0], dtype=F64), torch.tensor([1.0, 2.0, -1.0, 1.0, 1.0], dtype=F64)):
+    for target in (
+        torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0], dtype=F64),
+        torch.tensor([1.0, 2.0, -1.0, 1.0, 1.0], dtype=F64),
+    ):
         with pytest.raises(ValueError, match="p_tilde"):
             mh_transition_matrix(target, q)
 
@@ -802,7 +845,8 @@ def test_imh_without_hastings_term_samples_p_times_q():
     # hastings=False drops q(a)/q(a*): the chain samples p~ q, here N(0, 1) N(1, 4) ~ N(1/5, 4/5), not N(0, 1).
     gen = torch.Generator().manual_seed(5)
     q = torch.distributions.Independent(
-        torch.distributions.Normal(torch.ones(1, dtype=F64), 2 * torch.ones(1, dtype=F64)), 1)
+        torch.distributions.Normal(torch.ones(1, dtype=F64), 2 * torch.ones(1, dtype=F64)), 1
+    )
     log_prob = lambda x: -0.5 * (x**2).sum(1)  # noqa: E731
     x0 = torch.zeros(4000, 1, dtype=F64)
     wrong = run(IndependentMetropolisHastings(log_prob, q, generator=gen, hastings=False), x0, 300, burn_in=100)
@@ -816,7 +860,9 @@ def test_imh_without_hastings_term_samples_p_times_q():
 
 
 def test_imh_without_hastings_log_alpha_is_the_target_ratio(gen):
-    q = MultivariateNormal(torch.tensor([0.3, -0.5], dtype=F64), covariance_matrix=torch.diag(torch.tensor([4.0, 0.5], dtype=F64)))
+    q = MultivariateNormal(
+        torch.tensor([0.3, -0.5], dtype=F64), covariance_matrix=torch.diag(torch.tensor([4.0, 0.5], dtype=F64))
+    )
     kernel = IndependentMetropolisHastings(_aniso_log_prob, q, hastings=False)
     x0, _, new, info, moved = _one_step(kernel, 20_000, gen)
     expected = (_aniso_log_prob(new.x) - _aniso_log_prob(x0)).clamp(max=0)

@@ -124,7 +124,9 @@ def test_fit_is_deterministic_given_generator():
     runs = []
     for _ in range(2):
         model = Mean()
-        hist = fit(model, data, steps=20, batch_size=10, lr=0.05, progress=False, generator=torch.Generator().manual_seed(1))
+        hist = fit(
+            model, data, steps=20, batch_size=10, lr=0.05, progress=False, generator=torch.Generator().manual_seed(1)
+        )
         runs.append((hist.train_loss, model.mu.item()))
     assert runs[0] == runs[1]
 
@@ -364,7 +366,18 @@ def test_callback_is_called_once_per_step_after_the_update():
 def test_callback_with_validation_and_early_stopping():
     model, train, val = _drifting_problem()
     steps = []
-    hist = fit(model, train, val=val, steps=500, batch_size=64, lr=0.1, eval_every=1, patience=3, progress=False, callback=steps.append)
+    hist = fit(
+        model,
+        train,
+        val=val,
+        steps=500,
+        batch_size=64,
+        lr=0.1,
+        eval_every=1,
+        patience=3,
+        progress=False,
+        callback=steps.append,
+    )
     assert steps == list(range(1, hist.steps + 1))
 
 
@@ -377,7 +390,15 @@ def test_constant_schedule_keeps_the_lr():
 @pytest.mark.parametrize("total", [1, 5, 8])
 def test_linear_schedule_decays_to_lr_over_total_at_the_last_step(total):
     lr = 0.4
-    seen = _trajectory(Slope(), torch.ones(4, dtype=torch.float64), steps=total, batch_size=4, lr=lr, optimizer="sgd", schedule="linear")
+    seen = _trajectory(
+        Slope(),
+        torch.ones(4, dtype=torch.float64),
+        steps=total,
+        batch_size=4,
+        lr=lr,
+        optimizer="sgd",
+        schedule="linear",
+    )
     w = [0.0] + [v for _, v in seen]
     sizes = [b - a for a, b in zip(w, w[1:])]
     assert sizes == pytest.approx([lr * (1 - s / total) for s in range(total)], abs=1e-14)
@@ -387,7 +408,9 @@ def test_linear_schedule_decays_to_lr_over_total_at_the_last_step(total):
 
 def test_linear_schedule_counts_epochs_as_steps():
     lr = 0.6
-    seen = _trajectory(Slope(), torch.ones(10, dtype=torch.float64), epochs=2, batch_size=4, lr=lr, optimizer="sgd", schedule="linear")
+    seen = _trajectory(
+        Slope(), torch.ones(10, dtype=torch.float64), epochs=2, batch_size=4, lr=lr, optimizer="sgd", schedule="linear"
+    )
     w = [0.0] + [v for _, v in seen]
     assert [b - a for a, b in zip(w, w[1:])] == pytest.approx([lr * (1 - s / 6) for s in range(6)], abs=1e-14)
 
