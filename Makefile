@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: all book test bench serve clean install check-site
+.PHONY: all book test lint bench serve clean install check-site
 
 all: book
 
@@ -37,6 +37,12 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# One style for the package, tests, benchmarks and scripts (ruff, configured in pyproject.toml).
+# `$(BIN)/ruff format .` applies the format; this target only checks it.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Reads the built site in headless Chromium (the system's; see scripts/check_site.py):
 # math typeset, images loaded, no cell errors, links and anchors resolve, search works.

@@ -53,11 +53,11 @@ def stack_forward(
         z = torch.addcmul(sh[k], x, sc[k]) if sc is not None else x
         rec = [x, z]
         h, beta_k = z, bt[k].unbind(0)
+        tangents = None  # dh/dz of the layer below, from layer 1 on
         for l in range(n):
             a = torch.addmm(bs[l][k], h, wt[l][k])  # pre-activation
-            tangent = (
-                wt[l][k] if l == 0 else tangents @ wt[l][k]
-            )  # d a / dz: (D, out), the same for every sample, at l = 0
+            # d a / dz: (D, out), the same for every sample at l = 0
+            tangent = wt[l][k] if l == 0 else tangents @ wt[l][k]
             if l == n - 1:
                 break
             ba = a * beta_k[l]

@@ -33,7 +33,8 @@ class _Autoregressive(Configurable, nn.Module):
         raise NotImplementedError
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``log q(x) = sum_d sum_l [x_d = l] log theta_{d,l}`` in nats, ``(B, D) -> (B,)`` (eq. ``eq-ar-likelihood``)."""
+        """``log q(x) = sum_d sum_l [x_d = l] log theta_{d,l}`` in nats, ``(B, D) -> (B,)``
+        (eq. ``eq-ar-likelihood``)."""
         x = check_sequences(x, self.levels, self.length).to(self._device())
         logp = self.conditionals(x)  # (B, D, K)
         return logp.gather(2, x[:, :, None]).squeeze(2).sum(1)
@@ -210,7 +211,8 @@ def _inputs(x: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 class WindowMLP(_Autoregressive):
-    """``[x_{d-1}, ..., x_{d-L}] -> Linear(L, M) -> ReLU -> Linear(M, K) -> softmax`` at every position (eq. ``eq-window-mlp``).
+    """``[x_{d-1}, ..., x_{d-L}] -> Linear(L, M) -> ReLU -> Linear(M, K) -> softmax`` at every position
+    (eq. ``eq-window-mlp``).
 
     Positions before the start read as a padding value (-1 after scaling, with an extra input
     flag per window slot saying "no pixel here"), so the first ``L`` positions get
@@ -229,7 +231,8 @@ class WindowMLP(_Autoregressive):
         self.position_bias = nn.Parameter(torch.zeros(length, levels))
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's input at every position, ``(B, D) -> (B, D, 2L)``: values then 'missing' flags of ``x_{d-1}..x_{d-L}``."""
+        """The network's input at every position, ``(B, D) -> (B, D, 2L)``: values then 'missing' flags
+        of ``x_{d-1}..x_{d-L}``."""
         B, D = x.shape
         L = self.window
         v = F.pad(_inputs(x, self.levels)[:, 0], (L, 0), value=-1.0)  # (B, L + D)

@@ -124,7 +124,7 @@ class LassoMAP:
         threshold = self.lam * self.sigma**2
         W = torch.zeros(X.shape[1], dtype=torch.float64)
         r = zc.clone()  # residual zc - Xc W
-        for sweep in range(1, self.max_iter + 1):
+        for sweep in range(1, self.max_iter + 1):  # noqa: B007 (the count is kept as n_iter_)
             biggest = 0.0
             for j in range(X.shape[1]):
                 if col_sq[j] == 0:

@@ -100,7 +100,6 @@ TEXT_SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 @lru_cache(maxsize=1)
 def _load_text() -> str:
     import re
-
     from pydoc_data.topics import topics  # the Python Language Reference, shipped with the interpreter
 
     lines = []

@@ -125,7 +125,7 @@ class GaussianMixture(Configurable, nn.Module):
         self.lower_bounds_: list[float] = []
         self.converged_ = False
         previous = -math.inf
-        for it in range(1, self.max_iter + 1):
+        for it in range(1, self.max_iter + 1):  # noqa: B007 (the count is kept as n_iter_)
             log_resp, log_px = self.e_step(x)
             current = float(log_px.mean())
             self.m_step(x, log_resp)

@@ -145,7 +145,8 @@ class RBM(Configurable, nn.Module):
         return bernoulli_spins(self.p_visible(sigma), generator)
 
     def free_energy(self, S: torch.Tensor) -> torch.Tensor:
-        """``F(S) = beta a^T S - sum_i log 2 cosh(beta h_i)``, so that ``q(S) = exp(-F(S)) / Z`` (eq. ``eq-rbm-free-energy``).
+        """``F(S) = beta a^T S - sum_i log 2 cosh(beta h_i)``, so that ``q(S) = exp(-F(S)) / Z``
+        (eq. ``eq-rbm-free-energy``).
 
         ``(B, V) -> (B,)``; the sum over the 2^H hidden states in closed form.
         """
@@ -162,7 +163,8 @@ class RBM(Configurable, nn.Module):
 
     # -- exact quantities by enumeration
     def log_partition(self, *, chunk: int = 2**16) -> torch.Tensor:
-        """Exact ``log Z`` (0-dim tensor) by enumerating the smaller layer (eqs. ``eq-rbm-joint``, ``eq-rbm-free-energy``).
+        """Exact ``log Z`` (0-dim tensor) by enumerating the smaller layer
+        (eqs. ``eq-rbm-joint``, ``eq-rbm-free-energy``).
 
         Differentiable. Raises when the smaller layer has more than ``MAX_ENUMERATION`` units.
         """
@@ -170,7 +172,8 @@ class RBM(Configurable, nn.Module):
         n = min(V, H)
         if n > MAX_ENUMERATION:
             raise ValueError(
-                f"exact log Z enumerates 2^{n} states; use ais_log_partition for min(n_visible, n_hidden) > {MAX_ENUMERATION}"
+                f"exact log Z enumerates 2^{n} states; use ais_log_partition for "
+                f"min(n_visible, n_hidden) > {MAX_ENUMERATION}"
             )
         minus_f = (lambda s: -self._hidden_free_energy(s)) if H <= V else (lambda s: -self._free_energy(s))
         parts = [

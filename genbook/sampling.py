@@ -253,7 +253,8 @@ class Langevin(_LangevinKernel):
 
 
 class GaussianGibbs:
-    """Systematic-scan Gibbs sampling of ``N(mean, cov)``: each coordinate from its exact conditional (eq. ``eq-gibbs``).
+    """Systematic-scan Gibbs sampling of ``N(mean, cov)``: each coordinate from its exact conditional
+    (eq. ``eq-gibbs``).
 
     ``x_i | x_-i ~ N(mu_i - (1/Lambda_ii) sum_{j != i} Lambda_ij (x_j - mu_j), 1/Lambda_ii)``
     with ``Lambda = cov^{-1}``. Every move is accepted: Gibbs is Metropolis-Hastings whose

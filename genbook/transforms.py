@@ -52,7 +52,8 @@ def box_muller(n: int, *, generator: torch.Generator | None = None) -> torch.Ten
 def correlated_gaussian(
     n: int, mean: torch.Tensor, cov: torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """``x = mean + L z`` with ``z ~ N(0, I)`` and ``L L^T = cov`` (Cholesky), so ``x ~ N(mean, cov)`` (eq. ``eq-linear-gaussian``)."""
+    """``x = mean + L z`` with ``z ~ N(0, I)`` and ``L L^T = cov`` (Cholesky), so ``x ~ N(mean, cov)``
+    (eq. ``eq-linear-gaussian``)."""
     check_int("n", n)
     D = check_tensor("mean", mean, shape=("D",)).shape[0]
     check_tensor("cov", cov, shape=(D, D))

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>
-<script>window.MathJax = {{options: {{processHtmlClass: "math"}}, tex: {{packages: {{"[-]": ["noundefined"]}}}}}};</script>
+<script>window.MathJax = {{options: {{processHtmlClass: "math"}},
+  tex: {{packages: {{"[-]": ["noundefined"]}}}}}};</script>
 <script defer src="{up}{mathjax}"></script></head>
 <body class="tex2jax_ignore"><section id="top"><h1>{title}</h1>{body}</section></body></html>"""
 FIGURE = (

@@ -1,4 +1,5 @@
-"""The 2-D Ising model: energy and exact enumeration against brute force, checkerboard Gibbs against the exact moments."""
+"""The 2-D Ising model: energy and exact enumeration against brute force, checkerboard Gibbs against
+the exact moments."""
 
 import itertools
 import math

@@ -340,7 +340,8 @@ def test_gaussian_gibbs_sweep_draws_each_conditional(gen):
 
 # ================================================================ run()
 class _Counter:
-    """A deterministic kernel: every chain's x goes up by 1 per step; the step is 'accepted' when x is a multiple of 3."""
+    """A deterministic kernel: every chain's x goes up by 1 per step; the step is 'accepted' when x
+    is a multiple of 3."""
 
     def init(self, x0):
         return State(x0.clone(), torch.zeros(x0.shape[0], dtype=x0.dtype))

@@ -1,4 +1,5 @@
-"""Sampling by transforming variables: each sampler against its analytic law with a KS test, and a wrong one rejected by the same test."""
+"""Sampling by transforming variables: each sampler against its analytic law with a KS test, and a
+wrong one rejected by the same test."""
 
 import math
 
