@@ -1,4 +1,5 @@
-"""Data sets: the digits split, English text, 2-D toy densities with known log-densities, regression data.
+"""Data sets: the digits split, English text, 2-D toy densities with known log-densities, regression data,
+mixed signals for ICA.
 
 Nothing here downloads: the digits ship with scikit-learn, the text with Python itself,
 everything else is generated.
@@ -34,6 +35,7 @@ __all__ = [
     "TOYS",
     "toy",
     "sparse_regression",
+    "cocktail",
 ]
 
 DIGITS_SPLITS = {"train": (0, 1000), "val": (1000, 1350), "test": (1350, 1797)}
@@ -319,3 +321,28 @@ def sparse_regression(
     x = _random.randn((n, d), generator, dtype=torch.float64)
     z = x @ w + 1.0 + noise * _random.randn(n, generator, dtype=torch.float64)
     return x, z, w
+
+
+# ---------------------------------------------------------------- mixed signals (ICA)
+def cocktail(n: int, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A "cocktail party": three sources heard through three microphones, ``X = S A^T``.
+
+    The sources, each of zero mean and unit variance in theory, over time steps ``t = 0 .. n - 1``:
+    a sine ``sqrt(2) sin(2 pi t / 50 + phase)``, a sawtooth of period 37 spanning ``[-sqrt(3), sqrt(3)]``
+    (both lighter-tailed than a Gaussian) and Laplace noise of scale ``1 / sqrt(2)`` (heavier-tailed).
+    The phases and the mixing matrix are drawn with ``generator``: ``A`` has ones on its diagonal
+    (each microphone nearest one speaker) and off-diagonal entries uniform in [0.1, 0.45], so each
+    row's off-diagonal sum is below 1 and ``A`` is invertible.
+    Returns ``(S (n, 3), A (3, 3), X (n, 3))`` in float64.
+    """
+    check_int("n", n)
+    t = torch.arange(n, dtype=torch.float64)
+    phase = _random.rand(2, generator, dtype=torch.float64)
+    sine = math.sqrt(2) * torch.sin(2 * math.pi * (t / 50 + phase[0]))
+    saw = math.sqrt(3) * (2 * torch.remainder(t / 37 + phase[1], 1.0) - 1)
+    u = _random.rand(n, generator, dtype=torch.float64) - 0.5  # inverse CDF of the Laplace distribution
+    laplace = -torch.sign(u) * torch.log1p(-2 * u.abs().clamp_max(0.5 - 2**-54)) / math.sqrt(2)
+    S = torch.stack([sine, saw, laplace], 1)
+    A = 0.1 + 0.35 * _random.rand((3, 3), generator, dtype=torch.float64)
+    A.fill_diagonal_(1.0)
+    return S, A, S @ A.T

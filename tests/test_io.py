@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, rbm
+from genbook import autoregressive, flows, linear, rbm
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -198,10 +198,22 @@ ROUND_TRIP = {
         dict(n_visible=3, n_hidden=2, beta=2.0, fields=False, init_std=0.1),
         lambda m: m.log_prob(rbm.to_spins(torch.randint(0, 2, (6, 3)))),
     ),
+    linear.PCA: (dict(n_components=1, n_features=3), lambda m: m.transform(_points(3))),
+    linear.ProbabilisticPCA: (dict(n_components=1, n_features=3), lambda m: m.log_prob(_points(3))),
+    linear.LinearAutoencoder: (dict(dim=3, n_components=2, bias=False), lambda m: m(_points(3))),
+    linear.ICA: (
+        dict(
+            n_components=3, n_features=3, prior="extended", method="plain", lr=0.05, max_iter=5, tol=1e-3, whiten=False
+        ),
+        lambda m: m.log_likelihood(_points(3)),
+    ),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
     autoregressive.MarkovChain: lambda: _levels(3, 5),
+    linear.PCA: lambda: _points(3).double(),
+    linear.ProbabilisticPCA: lambda: _points(3).double(),
+    linear.ICA: lambda: _points(3).double(),
 }
 NOT_SAVEABLE = {  # nn.Modules without config(), and why
     flows.Flow: "built from a list of modules; its subclasses are the saveable flows",
@@ -235,7 +247,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 14
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 18
 
 
 @pytest.mark.parametrize("cls", _saveable_classes(), ids=lambda c: c.__name__)
