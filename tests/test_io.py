@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, rbm
+from genbook import autoregressive, flows, rbm, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -198,6 +198,20 @@ ROUND_TRIP = {
         dict(n_visible=3, n_hidden=2, beta=2.0, fields=False, init_std=0.1),
         lambda m: m.log_prob(rbm.to_spins(torch.randint(0, 2, (6, 3)))),
     ),
+    vae.VAE: (
+        dict(
+            dim=4,
+            latent=3,
+            hidden=5,
+            layers=1,
+            decoder="gaussian",
+            levels=5,
+            activation="tanh",
+            obs_var=0.5,
+            dropout=0.1,
+        ),
+        lambda m: m.elbo(_points(4)),
+    ),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
@@ -235,7 +249,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 14
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 15
 
 
 @pytest.mark.parametrize("cls", _saveable_classes(), ids=lambda c: c.__name__)
