@@ -81,6 +81,10 @@ class VAE(Configurable, nn.Module):
     decoder that is the linear VAE of Lucas et al. (2019), whose marginal is probabilistic PCA,
     ``p(x) = N(b, W W^T + sigma^2 I)``: :meth:`exact_log_prob`, :meth:`exact_posterior` and
     :meth:`exact_elbo` exist for it only.
+
+    ``dropout`` follows every hidden layer (training only). The defaults (two tanh layers of 256,
+    16 latents) generalised best from the 1000 training digits among the small networks we tried;
+    tanh beat (leaky) ReLU there.
     """
 
     def __init__(
@@ -92,7 +96,7 @@ class VAE(Configurable, nn.Module):
         layers: int = 2,
         decoder: str = "categorical",
         levels: int = 17,
-        activation: str = "leaky_relu",
+        activation: str = "tanh",
         obs_var: float | None = None,
         dropout: float = 0.0,
     ):

@@ -206,7 +206,7 @@ ROUND_TRIP = {
             layers=1,
             decoder="gaussian",
             levels=5,
-            activation="tanh",
+            activation="relu",
             obs_var=0.5,
             dropout=0.1,
         ),
