@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, linear, rbm
+from genbook import autoregressive, flows, linear, rbm, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -207,6 +207,20 @@ ROUND_TRIP = {
         ),
         lambda m: m.log_likelihood(_points(3)),
     ),
+    vae.VAE: (
+        dict(
+            dim=4,
+            latent=3,
+            hidden=5,
+            layers=1,
+            decoder="gaussian",
+            levels=5,
+            activation="relu",
+            obs_var=0.5,
+            dropout=0.1,
+        ),
+        lambda m: m.elbo(_points(4)),
+    ),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
@@ -247,7 +261,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 18
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 19
 
 
 @pytest.mark.parametrize("cls", _saveable_classes(), ids=lambda c: c.__name__)
