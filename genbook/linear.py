@@ -84,7 +84,7 @@ class _Fitted(Configurable, nn.Module):
 # ---------------------------------------------------------------- PCA
 class PCA(_Fitted):
     """Principal component analysis: the ``m``-dimensional subspace with the least squared
-    reconstruction error (chapter 6).
+    reconstruction error (eqs. ``eq-pca``, ``eq-pca-error``).
 
     Fitted: ``mean_ (D,)``, ``components_ (m, D)`` (orthonormal rows, the leading eigenvectors of
     ``S``), ``eigenvalues_ (D,)`` (all eigenvalues of ``S``, descending). Properties:
@@ -138,7 +138,7 @@ class PCA(_Fitted):
 # ---------------------------------------------------------------- probabilistic PCA
 class ProbabilisticPCA(_Fitted):
     """``x = W z + mean + sigma eps`` with ``z ~ N(0, I_m)``, ``eps ~ N(0, I_D)``, so that
-    ``p(x) = N(x; mean, W W^T + sigma^2 I)`` (Tipping & Bishop, 1999; chapter 6).
+    ``p(x) = N(x; mean, W W^T + sigma^2 I)`` (Tipping & Bishop, 1999; eq. ``eq-ppca``).
 
     ``fit`` sets the maximum-likelihood parameters in closed form: ``mean_`` the sample mean,
     ``sigma2_`` the mean of the ``D - m`` discarded eigenvalues of ``S`` and
@@ -157,7 +157,7 @@ class ProbabilisticPCA(_Fitted):
             self.sigma2_.fill_(1.0)
 
     def fit(self, X: torch.Tensor) -> ProbabilisticPCA:
-        """The closed-form maximum-likelihood fit to ``X (N, D)``."""
+        """The closed-form maximum-likelihood fit to ``X (N, D)`` (eq. ``eq-ppca-ml``)."""
         x = _points("X", X, self.n_features)
         m = self.n_components
         check_int("n_components", m, max=min(x.shape[1] - 1, x.shape[0]))  # one discarded direction at least
@@ -178,9 +178,10 @@ class ProbabilisticPCA(_Fitted):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log N(x; mean, W W^T + sigma^2 I)`` in nats, ``(B, D) -> (B,)`` float64.
 
-        With ``M = W^T W + sigma^2 I = L L^T`` the determinant lemma gives
+        With ``M = W^T W + sigma^2 I = L L^T`` the determinant lemma (eq. ``eq-det-lemma``) gives
         ``log det C = (D - m) log sigma^2 + log det M`` and Woodbury's identity
-        ``e^T C^{-1} e = (||e||^2 - ||L^{-1} W^T e||^2) / sigma^2``: no ``D x D`` matrix is formed.
+        ``e^T C^{-1} e = (||e||^2 - ||L^{-1} W^T e||^2) / sigma^2`` (eq. ``eq-woodbury``): no ``D x D`` matrix
+        is formed.
         """
         L = self._m_cholesky()
         e = _points("x", x, self.mean_.shape[0]) - self.mean_  # (B, D)
@@ -196,7 +197,8 @@ class ProbabilisticPCA(_Fitted):
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``p(z | x) = N(z; M^{-1} W^T (x - mean), sigma^2 M^{-1})``: ``(B, D) -> (mean (B, m), cov (m, m))``.
 
-        The covariance does not depend on ``x``; the exact posterior of a linear-Gaussian VAE.
+        The covariance does not depend on ``x``; the exact posterior of a linear-Gaussian VAE
+        (eq. ``eq-ppca-posterior``).
         """
         L = self._m_cholesky()
         e = _points("x", x, self.mean_.shape[0]) - self.mean_
@@ -219,7 +221,7 @@ class ProbabilisticPCA(_Fitted):
 # ---------------------------------------------------------------- linear autoencoder
 class LinearAutoencoder(Configurable, nn.Module):
     """``x_hat = B (A x + a) + b``: a linear encoder ``A (m, D)`` and decoder ``B (D, m)`` trained by
-    :func:`genbook.fit` on the squared reconstruction error (chapter 6).
+    :func:`genbook.fit` on the squared reconstruction error (eq. ``eq-linear-ae``).
 
     With ``bias=True`` (the default) the biases ``a``, ``b`` absorb the data mean, so the data need
     not be centred; at a minimum ``B A`` is the orthogonal projection onto the PCA subspace (``B``'s
@@ -313,7 +315,7 @@ def _phi(a: torch.Tensor, prior: str) -> torch.Tensor:
 
 
 def ica_log_prior(a: torch.Tensor, prior: Prior = "tanh") -> torch.Tensor:
-    """``ln p(a)`` elementwise for ``a (..., m)``, normalised densities (chapter 6):
+    """``ln p(a)`` elementwise for ``a (..., m)``, normalised densities (the ``p_i`` of eq. ``eq-ica-loglik``):
 
     - ``"tanh"``: ``p(a) = 1 / (pi cosh a)``, heavy tails (super-Gaussian sources);
     - ``"cubic"``: ``p(a) = exp(-a^4 / 4) / Z``, ``Z = Gamma(1/4) / sqrt(2)``, light tails (sub-Gaussian);
@@ -325,13 +327,13 @@ def ica_log_prior(a: torch.Tensor, prior: Prior = "tanh") -> torch.Tensor:
 
 
 def ica_phi(a: torch.Tensor, prior: Prior = "tanh") -> torch.Tensor:
-    """``phi(a) = d ln p(a) / da`` elementwise: ``-tanh(a)``, ``-a^3`` or ``-a`` (chapter 6)."""
+    """``phi(a) = d ln p(a) / da`` elementwise: ``-tanh(a)``, ``-a^3`` or ``-a`` (eq. ``eq-ica-phi``)."""
     return _columnwise(a, prior, _phi)
 
 
 def ica_log_likelihood(W: torch.Tensor, X: torch.Tensor, *, prior: Prior = "tanh") -> torch.Tensor:
     """``ln P(x | G) = ln |det W| + sum_i ln p(a_i)``, ``a = W x``, ``W = G^{-1}``, per example:
-    ``W (m, m)``, ``X (N, m) -> (N,)`` nats (chapter 6)."""
+    ``W (m, m)``, ``X (N, m) -> (N,)`` nats (eq. ``eq-ica-loglik``)."""
     check_tensor("W", W, shape=("m", "m"), dtype="float")
     check_tensor("X", X, shape=("N", W.shape[0]), dtype="float")
     a = X @ W.T  # (N, m)
@@ -340,7 +342,7 @@ def ica_log_likelihood(W: torch.Tensor, X: torch.Tensor, *, prior: Prior = "tanh
 
 def ica_gradient(W: torch.Tensor, X: torch.Tensor, *, prior: Prior = "tanh") -> torch.Tensor:
     """The gradient of the mean of :func:`ica_log_likelihood` over ``X`` with respect to ``W``:
-    ``W^{-T} + mean_n z_n x_n^T``, ``z = phi(W x)``; ``(m, m)`` (chapter 6)."""
+    ``W^{-T} + mean_n z_n x_n^T``, ``z = phi(W x)``; ``(m, m)`` (eq. ``eq-ica-grad``)."""
     check_tensor("W", W, shape=("m", "m"), dtype="float")
     check_tensor("X", X, shape=("N", W.shape[0]), dtype="float")
     z = ica_phi(X @ W.T, prior)  # (N, m)
@@ -348,14 +350,14 @@ def ica_gradient(W: torch.Tensor, X: torch.Tensor, *, prior: Prior = "tanh") -> 
 
 
 def _natural_gradient(W: torch.Tensor, X: torch.Tensor, prior: Prior) -> torch.Tensor:
-    """``ica_gradient(W, X) W^T W = (I + mean_n z_n a_n^T) W``: no inverse needed."""
+    """``ica_gradient(W, X) W^T W = (I + mean_n z_n a_n^T) W``: no inverse needed (eq. ``eq-ica-natural``)."""
     a = X @ W.T
     z = ica_phi(a, prior)
     return W + (z.T @ a / X.shape[0]) @ W
 
 
 class ICA(_Fitted):
-    """Maximum-likelihood independent component analysis (MacKay, ch. 34; chapter 6).
+    """Maximum-likelihood independent component analysis (MacKay, ch. 34; eqs. ``eq-ica-loglik``, ``eq-ica-natural``).
 
     The model: ``x = G s`` with independent sources ``s_i ~ p`` (``prior``, see :func:`ica_log_prior`).
     A fixed prior separates only sources on its side of the Gaussian: ``"tanh"`` heavy-tailed ones,
@@ -512,7 +514,7 @@ class ICA(_Fitted):
 
 
 def amari_index(W: torch.Tensor, A: torch.Tensor) -> float:
-    """The Amari performance index of ``P = W A`` (``W (m, D)``, ``A (D, m)``), in [0, 1]:
+    """The Amari performance index (eq. ``eq-amari``) of ``P = W A`` (``W (m, D)``, ``A (D, m)``), in [0, 1]:
 
     ``(sum_i (sum_j |P_ij| / max_k |P_ik| - 1) + sum_j (sum_i |P_ij| / max_k |P_kj| - 1)) / (2 m (m - 1))``.
 
