@@ -1,12 +1,13 @@
 """Variational auto-encoders: a Gaussian encoder, a standard normal prior, and a decoder (chapter 6).
 
-The marginal ``p(x) = int p(x | z) p(z) dz`` is intractable for a neural decoder, so the model
-is trained and evaluated through lower bounds on ``ln p(x)``:
+The marginal ``p(x) = int p(x | z) p(z) dz`` (eq. ``eq-vae-marginal``) is intractable for a
+neural decoder, so the model is trained and evaluated through lower bounds on ``ln p(x)``
+(eq. ``eq-elbo-identity``):
 
-- ``elbo(x)``: ``E_q[ln p(x | z)] - KL(q(z | x) || p(z))`` (one-sample or ``n_samples``-sample
-  reparameterised estimate of the first term, the KL in closed form);
-- ``iwae_bound(x, k)``: ``E[ln (1/K) sum_k p(x, z_k) / q(z_k | x)]`` (Burda et al. 2016), no
-  looser than the ELBO and tending to ``ln p(x)`` as ``K`` grows.
+- ``elbo(x)``: ``E_q[ln p(x | z)] - KL(q(z | x) || p(z))`` (eq. ``eq-elbo-terms``; one-sample
+  or ``n_samples``-sample reparameterised estimate of the first term, the KL in closed form);
+- ``iwae_bound(x, k)``: ``E[ln (1/K) sum_k p(x, z_k) / q(z_k | x)]`` (Burda et al. 2016;
+  eq. ``eq-iwae``), no looser than the ELBO and tending to ``ln p(x)`` as ``K`` grows.
 
 Sign convention: ``elbo`` and ``iwae_bound`` are LOWER bounds on ``ln p(x)`` (nats, ``(B,)``,
 higher is better); ``nll_bound`` and ``iw_nll_bound`` are their negatives, UPPER bounds on
@@ -34,7 +35,7 @@ _LOG_2PI = math.log(2 * math.pi)
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag exp(logvar)) || N(0, I)) = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - ln sigma_j^2)``,
-    ``(..., L) -> (...)`` nats (chapter 6)."""
+    ``(..., L) -> (...)`` nats (eq. ``eq-vae-kl-gaussian``)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
@@ -43,7 +44,7 @@ def gaussian_kl_full(mu_q: torch.Tensor, var_q: torch.Tensor, mu_p: torch.Tensor
 
     ``1/2 [tr(cov_p^-1 diag var_q) + (mu_p - mu_q)^T cov_p^-1 (mu_p - mu_q) - L + ln det cov_p
     - sum_j ln var_q_j]``. ``mu_q``, ``var_q``, ``mu_p``: ``(B, L)``; ``cov_p``: ``(L, L)`` or
-    ``(B, L, L)``, symmetric positive definite (chapter 6).
+    ``(B, L, L)``, symmetric positive definite (eq. ``eq-kl-two-gaussians``).
     """
     L = mu_q.shape[-1]
     chol = torch.linalg.cholesky(cov_p)  # (L, L) or (B, L, L)
@@ -162,13 +163,15 @@ class VAE(Configurable, nn.Module):
         return -0.5 * ((x - out).pow(2).sum(-1) / var + self.dim * (_LOG_2PI + self.log_obs_var))
 
     def log_p_x_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``ln p(x | z)`` in nats, ``x (B, dim)``, ``z (B, latent)`` -> ``(B,)`` (chapter 6)."""
+        """``ln p(x | z)`` in nats, ``x (B, dim)``, ``z (B, latent)`` -> ``(B,)`` (eq. ``eq-vae-categorical-decoder``
+        for the categorical decoder)."""
         x = self._check(x)
         z = check_tensor("z", z, shape=(x.shape[0], self.latent), dtype="float").to(x.device, self._ref().dtype)
         return self._log_px_z(x, z)
 
     def _reparameterise(self, mu, logvar, n: int, generator) -> torch.Tensor:
-        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``(n, B, L)`` draws from q, differentiable in (mu, logvar)."""
+        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``(n, B, L)`` draws from q, differentiable in (mu, logvar)
+        (eq. ``eq-reparameterisation``)."""
         eps = _random.randn((n, *mu.shape), generator, device=mu.device, dtype=mu.dtype)
         return mu + (0.5 * logvar).exp() * eps
 
@@ -178,7 +181,7 @@ class VAE(Configurable, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(reconstruction, kl)``, each ``(B,)`` nats: an ``n_samples``-sample reparameterised estimate of
         ``E_q[ln p(x | z)]`` and the closed-form ``KL(q(z | x) || p(z))``; ``elbo = reconstruction - kl``
-        (chapter 6). Differentiable."""
+        (eq. ``eq-elbo-terms``). Differentiable."""
         check_int("n_samples", n_samples)
         x = self._check(x)
         mu, logvar = self._encode(x)
@@ -187,7 +190,7 @@ class VAE(Configurable, nn.Module):
 
     def elbo(self, x: torch.Tensor, *, n_samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The evidence lower bound ``E_q[ln p(x | z)] - KL(q(z | x) || p(z)) <= ln p(x)``, ``(B,)`` nats,
-        estimated with ``n_samples`` reparameterised draws (an unbiased estimate of the bound; chapter 6)."""
+        estimated with ``n_samples`` reparameterised draws (an unbiased estimate of the bound; eq. ``eq-elbo``)."""
         rec, kl = self.elbo_terms(x, n_samples=n_samples, generator=generator)
         return rec - kl
 
@@ -223,7 +226,7 @@ class VAE(Configurable, nn.Module):
         """``ln (1/K) sum_k p(x, z_k) / q(z_k | x)``, ``z_k ~ q(z | x)``, ``(B,)`` float64 nats (Burda et al. 2016).
 
         Its expectation is a lower bound on ``ln p(x)``, at least the ELBO (equal for ``k = 1``),
-        non-decreasing in ``k`` and tending to ``ln p(x)`` (chapter 6). Memory-safe for large ``k``
+        non-decreasing in ``k`` and tending to ``ln p(x)`` (eq. ``eq-iwae``). Memory-safe for large ``k``
         (see :meth:`log_weights`); no gradients.
         """
         return torch.logsumexp(self.log_weights(x, k, generator=generator, batch=batch), 0) - math.log(k)
@@ -278,7 +281,7 @@ class VAE(Configurable, nn.Module):
 
     def exact_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``ln N(x; b, W W^T + sigma^2 I)``, the exact ``ln p(x)`` of the linear-Gaussian VAE, ``(B,)`` nats
-        (probabilistic PCA; chapter 6)."""
+        (probabilistic PCA; eq. ``eq-vae-marginal`` in closed form)."""
         W, b, var = self._linear("exact_log_prob")
         x = self._check(x)
         cov = W @ W.T + var * torch.eye(self.dim, dtype=W.dtype, device=W.device)
@@ -295,7 +298,8 @@ class VAE(Configurable, nn.Module):
 
     def exact_elbo(self, x: torch.Tensor) -> torch.Tensor:
         """The ELBO of the linear-Gaussian VAE in closed form (no sampling), ``(B,)`` nats:
-        ``-1/2 [D ln(2 pi sigma^2) + (||x - W mu - b||^2 + sum_j ||W_:j||^2 s_j^2) / sigma^2] - KL(q || p(z))``."""
+        ``-1/2 [D ln(2 pi sigma^2) + (||x - W mu - b||^2 + sum_j ||W_:j||^2 s_j^2) / sigma^2] - KL(q || p(z))``
+        (eq. ``eq-linear-vae-elbo``)."""
         W, b, var = self._linear("exact_elbo")
         x = self._check(x)
         mu, logvar = self._encode(x)
