@@ -50,6 +50,7 @@ SEARCHES = {
     "contrastive": r"book/\d+_energy\.html",
     "autoregressive": r"book/\d+_autoregressive\.html",
     "coupling": r"book/\d+_flows\.html",
+    "ELBO": r"book/\d+_autoencoders\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
