@@ -15,7 +15,7 @@ def test_calibrated_is_seconds_over_the_calibrations_beside_it(monkeypatch, tmp_
         chapters.append(path)
     monkeypatch.setattr(book, "chapters", lambda: chapters)
     seconds = iter([10.0, 30.0, 8.0])
-    calibrations = iter([1.0, 3.0, 2.0, 4.0])
+    calibrations = iter([100.0, 1.0, 3.0, 2.0, 4.0])  # the first is the discarded warm-up
     monkeypatch.setattr(book, "execute", lambda path: next(seconds))
     monkeypatch.setattr(book, "calibration_seconds", lambda: next(calibrations))
     out = book.run()
@@ -23,7 +23,8 @@ def test_calibrated_is_seconds_over_the_calibrations_beside_it(monkeypatch, tmp_
     assert out["book/intro/calibrated"] == 5.0  # 10 / mean(1, 3)
     assert out["book/01_a/calibrated"] == 12.0  # 30 / mean(3, 2)
     assert out["book/02_b/calibrated"] == round(8.0 / 3.0, 2)
-    assert out["bench/calibration_seconds"] == 2.5  # median of 1, 3, 2, 4
+    assert out["bench/calibration_seconds"] == 2.5  # median of 1, 3, 2, 4: the warm-up counts nowhere
+    assert next(calibrations, None) is None  # and no call more
 
 
 def test_chapters_come_from_the_toc():
