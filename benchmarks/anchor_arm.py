@@ -28,9 +28,6 @@ whole loop, the per-epoch validation included.
 
 from __future__ import annotations
 
-import copy
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,8 +36,9 @@ import genbook
 from genbook import data
 from genbook.autoregressive import CausalConv1d
 
+from ._anchor_loop import train_like_the_anchor
+
 CHANNELS, KERNEL, LAYERS = 256, 7, 4
-RECIPE = dict(lr=1e-3, batch_size=64, max_epochs=1000, patience=20)
 
 
 class AnchorARM(nn.Module):
@@ -96,37 +94,13 @@ def run_anchor(
     train, val, test = (data.digits(s).to(dev) for s in ("train", "val", "test"))
     genbook.seed(seed)
     model = AnchorARM().to(dev)
-    opt = torch.optim.Adamax(model.parameters(), lr=RECIPE["lr"])
-    epochs = RECIPE["max_epochs"] if max_epochs is None else max_epochs
-    bs, n = RECIPE["batch_size"], train.shape[0]
-    best_val, best_state, best_epoch, since_best, seen = float("inf"), None, 0, 0, 0
-    t0 = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n).to(dev)
-        for i in range(0, n, bs):
-            loss = model.loss(train[order[i : i + bs]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += min(bs, n - i)
-        v = _nll(model, val)
-        if log is not None:
-            log(epoch, v)
-        if v < best_val:
-            best_val, best_state, best_epoch, since_best = v, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            since_best += 1
-            if since_best > RECIPE["patience"]:
-                break
-    seconds = time.perf_counter() - t0
-    model.load_state_dict(best_state)
+    run = train_like_the_anchor(model, train, lambda m: _nll(m, val), max_epochs=max_epochs, log=log)
     return dict(
         test_nll_nats=_nll(model, test),
-        val_nll_nats=best_val,
-        epochs=float(epoch),
-        best_epoch=float(best_epoch),
-        train_images_per_s=seen / seconds,
+        val_nll_nats=run.best_val,
+        epochs=float(run.epochs),
+        best_epoch=float(run.best_epoch),
+        train_images_per_s=run.train_images_per_s,
     )
 
 

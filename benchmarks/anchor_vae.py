@@ -41,9 +41,7 @@ divided by the wall time of the whole loop, the per-epoch validation included.
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +51,9 @@ import genbook
 from genbook import data
 from genbook.vae import gaussian_kl
 
+from ._anchor_loop import train_like_the_anchor
+
 DIM, LATENT, HIDDEN = 64, 16, 256
-RECIPE = dict(lr=1e-3, batch_size=64, max_epochs=1000, patience=20)
 EVAL_DRAWS = 10  # draws of the reconstruction term when evaluating (the chapter's estimator)
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -147,38 +146,14 @@ def run_anchor(
     train, val, test = (data.digits(s).to(dev) for s in ("train", "val", "test"))
     genbook.seed(seed)
     model = AnchorVAE().to(dev)
-    opt = torch.optim.Adamax(model.parameters(), lr=RECIPE["lr"])
-    epochs = RECIPE["max_epochs"] if max_epochs is None else max_epochs
-    bs, n = RECIPE["batch_size"], train.shape[0]
-    best_val, best_state, best_epoch, since_best, seen = float("inf"), None, 0, 0, 0
-    t0 = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n).to(dev)
-        for i in range(0, n, bs):
-            loss = model.loss(train[order[i : i + bs]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += min(bs, n - i)
-        v = _one_draw_loss(model, val)
-        if log is not None:
-            log(epoch, v)
-        if v < best_val:
-            best_val, best_state, best_epoch, since_best = v, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            since_best += 1
-            if since_best > RECIPE["patience"]:
-                break
-    seconds = time.perf_counter() - t0
-    model.load_state_dict(best_state)
+    run = train_like_the_anchor(model, train, lambda m: _one_draw_loss(m, val), max_epochs=max_epochs, log=log)
     return dict(
         test_neg_elbo_nats=_neg_elbo(model, test, dev),
         val_neg_elbo_nats=_neg_elbo(model, val, dev),
-        val_one_draw_nats=best_val,
-        epochs=float(epoch),
-        best_epoch=float(best_epoch),
-        train_images_per_s=seen / seconds,
+        val_one_draw_nats=run.best_val,
+        epochs=float(run.epochs),
+        best_epoch=float(run.best_epoch),
+        train_images_per_s=run.train_images_per_s,
     )
 
 
