@@ -1,11 +1,12 @@
-"""Variational auto-encoders: a Gaussian encoder, a standard normal prior, and a decoder (chapter 6).
+"""Variational auto-encoders: a Gaussian encoder, a prior (standard normal or learned), and a decoder (chapter 6).
 
 The marginal ``p(x) = int p(x | z) p(z) dz`` (eq. ``eq-vae-marginal``) is intractable for a
 neural decoder, so the model is trained and evaluated through lower bounds on ``ln p(x)``
 (eq. ``eq-elbo-identity``):
 
 - ``elbo(x)``: ``E_q[ln p(x | z)] - KL(q(z | x) || p(z))`` (eq. ``eq-elbo-terms``; one-sample
-  or ``n_samples``-sample reparameterised estimate of the first term, the KL in closed form);
+  or ``n_samples``-sample reparameterised estimate of the first term; the KL in closed form for
+  the standard normal prior, else estimated by ``ln q(z | x) - ln p(z)`` at the same draws);
 - ``iwae_bound(x, k)``: ``E[ln (1/K) sum_k p(x, z_k) / q(z_k | x)]`` (Burda et al. 2016;
   eq. ``eq-iwae``), no looser than the ELBO and tending to ``ln p(x)`` as ``K`` grows.
 
@@ -66,7 +67,7 @@ def _mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str, dropo
 
 
 class VAE(Configurable, nn.Module):
-    """A VAE with ``q(z | x) = prod_j N(z_j; mu_j(x), sigma_j^2(x))``, ``p(z) = N(0, I)`` and a decoder.
+    """A VAE with ``q(z | x) = prod_j N(z_j; mu_j(x), sigma_j^2(x))``, a prior ``p(z)`` and a decoder.
 
     ``decoder="categorical"``: ``x`` is a ``LongTensor (B, dim)`` of levels ``0..levels-1`` and
     ``p(x | z) = prod_d Cat(x_d; softmax(logits_d(z)))`` with ``levels`` logits per pixel, so
@@ -86,6 +87,19 @@ class VAE(Configurable, nn.Module):
     ``dropout`` follows every hidden layer (training only). The defaults (two tanh layers of 256,
     16 latents) generalised best from the 1000 training digits among the small networks we tried;
     tanh beat (leaky) ReLU there.
+
+    ``prior``: ``"standard"`` is ``p(z) = N(0, I)``, with the KL in closed form
+    (eq. ``eq-vae-kl-gaussian``). The two learned priors are mixtures of ``components`` diagonal
+    Gaussians (eq. ``eq-mixture``), trained with the rest of the model: ``"mog"`` has free means,
+    log-variances and mixing weights; ``"vamp"`` is the VampPrior of Tomczak & Welling (2018),
+    ``p(z) = (1/C) sum_c q(z | u_c)``, the average of the encoder's posteriors at ``C`` learned
+    pseudo-inputs ``u_c`` (for the categorical decoder ``u_c = sigmoid(a_c)`` lies in the encoder's
+    input range ``[0, 1]``; for the Gaussian decoder ``u_c = a_c``). With a learned prior the KL
+    has no closed form; ``elbo`` then estimates it by ``ln q(z | x) - ln p(z)`` at the same
+    reparameterised draws as the reconstruction term, so the ELBO estimate stays an unbiased
+    estimate of the same lower bound on ``ln p(x)`` (with a larger variance). ``log_weights`` (hence
+    ``iwae_bound``) and ``sample`` use the learned ``p(z)``. ``components`` is unused for
+    ``prior="standard"``.
     """
 
     def __init__(
@@ -100,6 +114,8 @@ class VAE(Configurable, nn.Module):
         activation: str = "tanh",
         obs_var: float | None = None,
         dropout: float = 0.0,
+        prior: str = "standard",
+        components: int = 100,
     ):
         super().__init__()
         check_int("dim", dim)
@@ -111,12 +127,15 @@ class VAE(Configurable, nn.Module):
         check_choice("activation", activation, list(_ACTIVATIONS))
         check_float("obs_var", obs_var, gt=0, optional=True)
         check_float("dropout", dropout, ge=0, lt=1)
+        check_choice("prior", prior, ("standard", "mog", "vamp"))
+        check_int("components", components)
         if obs_var is not None and decoder != "gaussian":
             raise ValueError(f"obs_var applies only to decoder='gaussian', got obs_var={obs_var!r} with {decoder!r}")
         self.dim, self.latent, self.hidden, self.layers = dim, latent, hidden, layers
         self.decoder, self.levels, self.activation = decoder, levels, activation
         self.obs_var = None if obs_var is None else float(obs_var)
         self.dropout = float(dropout)
+        self.prior, self.components = prior, components
         out = dim * levels if decoder == "categorical" else dim
         self.encoder = _mlp(dim, 2 * latent, hidden, layers, activation, self.dropout)  # x -> (mu, logvar)
         self.decoder_net = _mlp(latent, out, hidden, layers, activation, self.dropout)  # z -> logits or mean
@@ -126,6 +145,14 @@ class VAE(Configurable, nn.Module):
                 self.log_obs_var = nn.Parameter(log_var)
             else:
                 self.register_buffer("log_obs_var", log_var)
+        # the learned priors' parameters, made after the networks' so that prior="standard" draws the same init
+        if prior == "mog":
+            self.prior_means = nn.Parameter(torch.randn(components, latent))
+            self.prior_logvars = nn.Parameter(torch.zeros(components, latent))
+            self.prior_logits = nn.Parameter(torch.zeros(components))
+        elif prior == "vamp":  # pseudo-inputs u = sigmoid(a) near 1/2 (categorical) or a ~ N(0, 1) (Gaussian)
+            scale = 0.1 if decoder == "categorical" else 1.0
+            self.pseudo_inputs = nn.Parameter(scale * torch.randn(components, dim))
 
     # ------------------------------------------------------------------ checks and the two networks
     def _ref(self) -> torch.Tensor:
@@ -141,6 +168,29 @@ class VAE(Configurable, nn.Module):
         h = x.to(self._ref().dtype) / (self.levels - 1) if self.decoder == "categorical" else x
         mu, logvar = self.encoder(h).chunk(2, dim=-1)
         return mu, logvar
+
+    def _prior_mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The learned prior as a mixture: means ``(C, L)``, log-variances ``(C, L)``, log-weights ``(C,)``."""
+        if self.prior == "mog":
+            return self.prior_means, self.prior_logvars, self.prior_logits.log_softmax(0)
+        u = self.pseudo_inputs.sigmoid() if self.decoder == "categorical" else self.pseudo_inputs
+        mu, logvar = self.encoder(u).chunk(2, dim=-1)
+        return mu, logvar, torch.full_like(mu[:, 0], -math.log(self.components))
+
+    def _log_prior(self, z: torch.Tensor, mixture=None) -> torch.Tensor:
+        """``ln p(z)`` for ``z (..., L)`` -> ``(...)``; ``mixture``: a precomputed :meth:`_prior_mixture`."""
+        if self.prior == "standard":
+            return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+        means, logvars, log_w = self._prior_mixture() if mixture is None else mixture
+        d = z[..., None, :] - means  # (..., C, L)
+        log_comp = -0.5 * (d.pow(2) * (-logvars).exp() + logvars + _LOG_2PI).sum(-1)  # (..., C)
+        return torch.logsumexp(log_comp + log_w, -1)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """``ln p(z)`` in nats of the model's prior (standard or learned), ``z (N, latent)`` -> ``(N,)``."""
+        ref = self._ref()
+        z = check_tensor("z", z, shape=("N", self.latent), dtype="float")
+        return self._log_prior(z.to(ref.device, ref.dtype))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of ``q(z | x)``, each ``(B, latent)``."""
@@ -180,13 +230,26 @@ class VAE(Configurable, nn.Module):
         self, x: torch.Tensor, *, n_samples: int = 1, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(reconstruction, kl)``, each ``(B,)`` nats: an ``n_samples``-sample reparameterised estimate of
-        ``E_q[ln p(x | z)]`` and the closed-form ``KL(q(z | x) || p(z))``; ``elbo = reconstruction - kl``
-        (eq. ``eq-elbo-terms``). Differentiable."""
+        ``E_q[ln p(x | z)]`` and ``KL(q(z | x) || p(z))``; ``elbo = reconstruction - kl``
+        (eq. ``eq-elbo-terms``). Differentiable.
+
+        The KL is in closed form for ``prior="standard"``. For a learned prior it is the Monte Carlo
+        estimate ``mean_s [ln q(z_s | x) - ln p(z_s)]`` at the reconstruction's own draws ``z_s``:
+        unbiased, so ``reconstruction - kl`` is still an unbiased estimate of the ELBO (which is still a
+        lower bound on ``ln p(x)``), but a single estimate may be negative."""
         check_int("n_samples", n_samples)
         x = self._check(x)
         mu, logvar = self._encode(x)
         z = self._reparameterise(mu, logvar, n_samples, generator)  # (S, B, L)
-        return self._log_px_z(x, z).mean(0), gaussian_kl(mu, logvar)
+        rec = self._log_px_z(x, z).mean(0)
+        if self.prior == "standard":
+            return rec, gaussian_kl(mu, logvar)
+        return rec, (self._log_q(z, mu, logvar) - self._log_prior(z)).mean(0)
+
+    @staticmethod
+    def _log_q(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """``ln N(z; mu, diag exp(logvar))``, ``z (..., B, L)`` -> ``(..., B)``."""
+        return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + _LOG_2PI).sum(-1)
 
     def elbo(self, x: torch.Tensor, *, n_samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The evidence lower bound ``E_q[ln p(x | z)] - KL(q(z | x) || p(z)) <= ln p(x)``, ``(B,)`` nats,
@@ -211,11 +274,12 @@ class VAE(Configurable, nn.Module):
         x = self._check(x)
         mu, logvar = self._encode(x)
         per = max(1, batch // x.shape[0])  # draws per chunk
+        mixture = None if self.prior == "standard" else self._prior_mixture()
         out = []
         for start in range(0, k, per):
             z = self._reparameterise(mu, logvar, min(per, k - start), generator)  # (c, B, L)
-            log_prior = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
-            log_q = -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + _LOG_2PI).sum(-1)
+            log_prior = self._log_prior(z, mixture)
+            log_q = self._log_q(z, mu, logvar)
             out.append((self._log_px_z(x, z) + log_prior - log_q).double())
         return torch.cat(out)
 
@@ -248,17 +312,28 @@ class VAE(Configurable, nn.Module):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` draws from ``p(x) = int p(x | z) p(z) dz``: ``z ~ N(0, I)``, then ``x ~ p(x | z)`` (each
-        pixel's level drawn from its softmax, not its argmax). ``LongTensor (n, dim)`` of levels
-        (categorical) or float ``(n, dim)`` (Gaussian)."""
+        """``n`` draws from ``p(x) = int p(x | z) p(z) dz``: ``z ~ p(z)`` (for a learned prior a component,
+        then a Gaussian draw from it), then ``x ~ p(x | z)`` (each pixel's level drawn from its softmax, not
+        its argmax). ``LongTensor (n, dim)`` of levels (categorical) or float ``(n, dim)`` (Gaussian)."""
         check_int("n", n)
-        ref = self._ref()
-        z = _random.randn((n, self.latent), generator, device=ref.device, dtype=ref.dtype)
+        z = self.sample_prior(n, generator=generator)
         out = self.decode(z)
         if self.decoder == "categorical":
             probs = out.softmax(-1).reshape(n * self.dim, self.levels)
             return _random.multinomial(probs, 1, generator).reshape(n, self.dim)
         return out + (0.5 * self.log_obs_var).exp() * _random.randn_like(out, generator)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws ``z ~ p(z)``, ``(n, latent)``."""
+        check_int("n", n)
+        ref = self._ref()
+        if self.prior == "standard":
+            return _random.randn((n, self.latent), generator, device=ref.device, dtype=ref.dtype)
+        means, logvars, log_w = self._prior_mixture()
+        c = _random.multinomial(log_w.exp(), n, generator, replacement=True)  # (n,)
+        eps = _random.randn((n, self.latent), generator, device=ref.device, dtype=ref.dtype)
+        return means[c] + (0.5 * logvars[c]).exp() * eps
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -218,6 +218,8 @@ ROUND_TRIP = {
             activation="relu",
             obs_var=0.5,
             dropout=0.1,
+            prior="vamp",
+            components=3,
         ),
         lambda m: m.elbo(_points(4)),
     ),

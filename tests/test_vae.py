@@ -315,3 +315,144 @@ def test_save_load_round_trip(tmp_path, gen):
     lin = _linear_vae()  # the learned observation variance travels with the state_dict
     genbook.save(lin, tmp_path / "lin.pt")
     assert genbook.load(tmp_path / "lin.pt").log_obs_var.item() == pytest.approx(math.log(0.5), rel=1e-6)
+
+
+# ---------------------------------------------------------------- learned priors
+def _learned_prior_vae(prior, latent, seed=0, decoder="categorical"):
+    """A small VAE whose learned prior is far from N(0, I) (random, spread-out parameters), float64."""
+    torch.manual_seed(seed)
+    kw = dict(obs_var=0.5) if decoder == "gaussian" else {}
+    m = VAE(dim=3, latent=latent, hidden=8, layers=1, levels=4, decoder=decoder, prior=prior, components=4, **kw)
+    m = m.double()
+    with torch.no_grad():
+        if prior == "mog":
+            m.prior_means.mul_(1.5)
+            m.prior_logvars.uniform_(-1.5, 0.5)
+            m.prior_logits.normal_()
+        else:
+            m.pseudo_inputs.normal_(0, 2)
+            m.encoder[-1].weight.mul_(3)
+    return m
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+@pytest.mark.parametrize("decoder", ["categorical", "gaussian"])
+def test_learned_prior_density_integrates_to_one(prior, decoder):
+    m = _learned_prior_vae(prior, latent=2, decoder=decoder)
+    h = 0.03
+    g = torch.arange(-18 + h / 2, 18, h, dtype=torch.float64)
+    z = torch.cartesian_prod(g, g)  # (G^2, 2): midpoint rule on [-18, 18]^2
+    with torch.no_grad():
+        mass = m.log_prior(z).exp().sum() * h * h
+        means, logvars, log_w = m._prior_mixture()
+    assert means.abs().max() + 6 * (0.5 * logvars).exp().max() < 18  # the grid holds the whole mass
+    standard = -0.5 * (z**2).sum(1) - math.log(2 * math.pi)
+    with torch.no_grad():
+        assert (m.log_prior(z[::997]) - standard[::997]).abs().max() > 1.0  # not N(0, I) in disguise
+    torch.testing.assert_close(mass, torch.tensor(1.0, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(log_w.exp().sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_samples_from_a_learned_prior_follow_its_density(prior, gen):
+    m = _learned_prior_vae(prior, latent=1)
+    n = 40_000
+    z = m.sample_prior(n, generator=gen)[:, 0]
+    edges = torch.tensor([-math.inf, -1.0, 0.0, 1.0, math.inf], dtype=torch.float64)
+    h = 1e-3
+    grid = torch.arange(-15 + h / 2, 15, h, dtype=torch.float64)
+    with torch.no_grad():
+        dens = m.log_prior(grid[:, None]).exp() * h
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        p = dens[(grid > lo) & (grid <= hi)].sum()
+        freq = ((z > lo) & (z <= hi)).double().mean()
+        assert (freq - p).abs() < 4 * (p * (1 - p) / n).sqrt() + 1e-6, (lo, hi, freq, p)
+    assert m.sample(5, generator=gen).shape == (5, 3)
+
+
+def test_generic_monte_carlo_kl_matches_the_closed_form_for_the_standard_prior(gen):
+    torch.manual_seed(0)
+    m = VAE(dim=3, latent=2, hidden=8, layers=1, levels=4).double()
+    x = torch.randint(0, 4, (5, 3), generator=gen)
+    n = 50_000
+    with torch.no_grad():
+        mu, logvar = m.encode(x)
+        z = m._reparameterise(mu, logvar, n, gen)  # (n, B, L)
+        d = m._log_q(z, mu, logvar) - m._log_prior(z)  # the learned priors' path, with p(z) = N(0, I)
+        closed = m.elbo_terms(x, generator=gen)[1]
+    se = d.std(0) / math.sqrt(n)
+    assert ((d.mean(0) - closed).abs() < 4 * se).all(), (d.mean(0) - closed) / se
+    torch.testing.assert_close(closed, gaussian_kl(mu, logvar))
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_iwae_is_at_least_the_elbo_with_a_learned_prior(prior, gen):
+    m = _learned_prior_vae(prior, latent=2)
+    x = torch.randint(0, 4, (6, 3), generator=gen)
+    reps = 300
+    with torch.no_grad():
+        elbo = torch.stack([m.elbo(x, generator=gen) for _ in range(reps)])  # (reps, B)
+        iwae = torch.stack([m.iwae_bound(x, 20, generator=gen) for _ in range(reps)])
+        one = torch.stack([m.iwae_bound(x, 1, generator=gen) for _ in range(reps)])
+    se = lambda a: a.std(0) / math.sqrt(reps)  # noqa: E731
+    assert ((one.mean(0) - elbo.mean(0)).abs() < 4 * (se(one) ** 2 + se(elbo) ** 2).sqrt()).all()  # K=1: ELBO
+    assert (iwae.mean(0) > elbo.mean(0) - 3 * (se(iwae) ** 2 + se(elbo) ** 2).sqrt()).all()
+    assert (iwae.mean(0) - elbo.mean(0)).max() > 0.05  # and IWAE really is tighter somewhere
+    rec, kl = m.elbo_terms(x, n_samples=4000, generator=gen)
+    assert (kl > -4 * kl.detach().abs().mean() / math.sqrt(4000)).all()  # a KL estimate, >= 0 up to noise
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_learned_prior_bounds_bracket_the_exact_log_p(prior, gen):
+    """On a 1-D latent, ln p(x) = ln int p(x | z) p(z) dz by quadrature: ELBO <= ln p(x) ~= IWAE(large K)."""
+    m = _learned_prior_vae(prior, latent=1)
+    xs = torch.cartesian_prod(torch.arange(4), torch.arange(4), torch.arange(4))  # all 64 images
+    h = 2e-3
+    zs = torch.arange(-15 + h / 2, 15, h, dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        logp = m.decode(zs).log_softmax(-1)  # (G, 3, 4)
+        log_lik = sum(logp[:, d, xs[:, d]] for d in range(3))  # (G, 64)
+        log_p = torch.logsumexp(log_lik + m.log_prior(zs)[:, None], 0) + math.log(h)
+        torch.testing.assert_close(log_p.exp().sum(), torch.tensor(1.0, dtype=torch.float64), atol=1e-6, rtol=0)
+        x = xs[:8]
+        elbo = m.elbo(x, n_samples=20_000, generator=gen)
+        log_w = m.log_weights(x, 20_000, generator=gen)
+    iwae = torch.logsumexp(log_w, 0) - math.log(20_000)
+    iwae_se = (log_w - iwae).exp().std(0) / math.sqrt(20_000)
+    assert (elbo < log_p[:8] + 0.05).all()
+    assert ((iwae - log_p[:8]).abs() < 4 * iwae_se + 1e-3).all(), (iwae - log_p[:8]) / iwae_se
+
+
+def test_standard_prior_is_unchanged_by_the_prior_argument(gen):
+    torch.manual_seed(4)
+    a = VAE(dim=64, latent=3, hidden=8, layers=1)
+    torch.manual_seed(4)
+    b = VAE(dim=64, latent=3, hidden=8, layers=1, prior="standard", components=7)
+    assert set(a.state_dict()) == set(b.state_dict())
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    x = genbook.data.digits("val")[:4]
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    assert torch.equal(a.elbo(x, generator=g1), b.elbo(x, generator=g2))
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_save_load_round_trip_with_a_learned_prior(prior, tmp_path):
+    m = VAE(dim=64, latent=3, hidden=8, layers=1, prior=prior, components=6)
+    x = genbook.data.digits("val")[:4]
+    genbook.fit(m, x, steps=3, batch_size=4)
+    genbook.save(m, tmp_path / "vae.pt")
+    loaded = genbook.load(tmp_path / "vae.pt")
+    assert loaded.config() == m.config() and loaded.config()["prior"] == prior
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    assert torch.equal(m.iwae_bound(x, 5, generator=g1), loaded.iwae_bound(x, 5, generator=g2))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(m.sample(4, generator=g1), loaded.sample(4, generator=g2))
+
+
+def test_bad_prior_is_refused():
+    with pytest.raises(ValueError, match="prior must be one of 'standard', 'mog' or 'vamp', got 'gauss'"):
+        VAE(prior="gauss")
+    with pytest.raises(ValueError, match="components must be an int >= 1, got 0"):
+        VAE(prior="mog", components=0)
+    with pytest.raises(ValueError, match=r"z must be a floating-point tensor of shape \(N, 2\)"):
+        VAE(dim=4, latent=2, hidden=8).log_prior(torch.zeros(3, 3))
