@@ -449,6 +449,17 @@ def test_save_load_round_trip_with_a_learned_prior(prior, tmp_path):
     assert torch.equal(m.sample(4, generator=g1), loaded.sample(4, generator=g2))
 
 
+def test_vamp_prior_ignores_dropout(gen):
+    m = VAE(dim=8, latent=2, hidden=16, layers=1, levels=3, dropout=0.5, prior="vamp", components=5)
+    z = torch.randn(6, 2, generator=gen)
+    m.train()
+    with torch.no_grad():
+        a, b = m.log_prior(z), m.log_prior(z)
+        m.eval()
+        torch.testing.assert_close(a, m.log_prior(z), rtol=0, atol=0)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_bad_prior_is_refused():
     with pytest.raises(ValueError, match="prior must be one of 'standard', 'mog' or 'vamp', got 'gauss'"):
         VAE(prior="gauss")
