@@ -49,8 +49,13 @@ What we tried, single runs of seed 0 on a shared CPU (IWAE bound with K = 500 un
 - ``DIGITS`` (the one-draw ELBO, patience 40; run capped at 300 epochs, never reached): stopped
   at epoch 145, best epoch 105: 99.42 / 94.82 / 91.76 with K = 1000, the chapter's plateau.
 
-So neither cheap change reaches the goal of 90: this recipe is the chapter's, given room to
-stop by itself. ``IW5`` and ``CHAPTER`` stay here to switch to (``RECIPE = IW5``).
+Neither of those reaches the goal of 90. ``MOG``, the recipe in use, is ``DIGITS`` with a
+learned prior, a mixture of 50 diagonal Gaussians (``VAE(prior="mog", components=50)``; its KL
+term is then a Monte Carlo estimate): in exploratory runs (seed 0, one thread, K = 1000, the
+chapter's 200 epochs and patience 20) it gave 98.25 validation -ELBO, 94.90 validation IW bound
+and 90.24 test IW bound, about 1.3 nats better than the standard prior on both bounds; a
+VampPrior with 50-200 pseudo-inputs did a little less well. ``DIGITS``, ``IW5`` and ``CHAPTER``
+stay here to switch to.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ NETWORK = dict(dim=64, latent=16, hidden=512, layers=1, activation="tanh", dropo
 CHAPTER = dict(k_train=1, fit=dict(epochs=200, batch_size=64, lr=1e-3, patience=20))
 DIGITS = dict(k_train=1, fit=dict(epochs=600, batch_size=64, lr=1e-3, patience=40))
 IW5 = dict(k_train=5, fit=dict(epochs=600, batch_size=64, lr=1e-3, patience=40))
-RECIPE = DIGITS
+MOG = dict(k_train=1, network=dict(prior="mog", components=50), fit=DIGITS["fit"])
+RECIPE = MOG
 EVAL_DRAWS, IWAE_K = 10, 1000
 SPEED_EPOCHS = 10  # CPU epochs timed when the full run was on a GPU
 ANCHOR_SPEED_EPOCHS = 10
@@ -163,7 +169,7 @@ def train_digits_vae(recipe: dict, dev: torch.device, seed: int = 0, *, epochs: 
     """The digits VAE trained with ``recipe`` (``epochs`` overrides its epochs); returns ``(vae, history)``."""
     train, val = data.digits("train"), data.digits("val")
     genbook.seed(seed)
-    vae = VAE(**NETWORK).to(dev)
+    vae = VAE(**NETWORK, **recipe.get("network", {})).to(dev)
     fit_kw = dict(recipe["fit"]) if epochs is None else {**recipe["fit"], "epochs": epochs}
     hist = genbook.fit(_objective(vae, recipe["k_train"]), train, val=val, progress=False, **fit_kw)
     return vae, hist
