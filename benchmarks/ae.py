@@ -54,8 +54,9 @@ learned prior, a mixture of 50 diagonal Gaussians (``VAE(prior="mog", components
 term is then a Monte Carlo estimate): in exploratory runs (seed 0, one thread, K = 1000, the
 chapter's 200 epochs and patience 20) it gave 98.25 validation -ELBO, 94.90 validation IW bound
 and 90.24 test IW bound, about 1.3 nats better than the standard prior on both bounds; a
-VampPrior with 50-200 pseudo-inputs did a little less well. ``DIGITS``, ``IW5`` and ``CHAPTER``
-stay here to switch to.
+VampPrior with 50-200 pseudo-inputs did a little less well. In this suite (patience 40) seed 0
+gives 89.92 test IW bound; seeds 1 and 2 of the same recipe gave 90.46 and 91.10, so the goal of
+90 is met by seed 0 only. ``DIGITS``, ``IW5`` and ``CHAPTER`` stay here to switch to.
 """
 
 from __future__ import annotations
