@@ -18,6 +18,7 @@ from torch import nn
 from . import _random
 from ._checks import check_choice, check_float, check_int, check_points, check_sequences
 from ._device import eval_mode
+from ._nn import mlp
 from .io import Configurable
 
 __all__ = [
@@ -47,18 +48,6 @@ class NotConvergedError(RuntimeError):
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
-
-
-def _mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str, dropout: float = 0.0) -> nn.Sequential:
-    """``layers`` hidden layers of width ``hidden``; the last layer starts at zero."""
-    sizes = [n_in] + [hidden] * layers
-    mods: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        mods += [nn.Linear(a, b), ACTIVATIONS[activation]()] + ([nn.Dropout(dropout)] if dropout else [])
-    last = nn.Linear(sizes[-1], n_out)
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)  # so the layer starts as the identity map
-    return nn.Sequential(*mods, last)
 
 
 # ------------------------------------------------------------------ base distribution, flow skeleton
@@ -213,7 +202,9 @@ class AffineCoupling(Configurable, nn.Module):
         self.dim, self.hidden, self.layers = dim, hidden, layers
         self.activation, self.dropout = activation, float(dropout)
         self.register_buffer("mask", torch.tensor(mask, dtype=torch.get_default_dtype()))
-        self.net = _mlp(dim, 2 * dim, hidden, layers, activation, self.dropout)
+        self.net = mlp(dim, 2 * dim, hidden, layers, ACTIVATIONS[activation], self.dropout)
+        nn.init.zeros_(self.net[-1].weight)  # the last layer starts at zero,
+        nn.init.zeros_(self.net[-1].bias)  # so the coupling starts as the identity map
         self.scale = nn.Parameter(torch.ones(dim))
 
     def config(self) -> dict:

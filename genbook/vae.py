@@ -26,6 +26,7 @@ from torch import nn
 
 from . import _random
 from ._checks import check_choice, check_float, check_int, check_points, check_sequences, check_tensor
+from ._nn import mlp
 from .io import Configurable
 
 __all__ = ["gaussian_kl", "gaussian_kl_full", "VAE"]
@@ -55,15 +56,6 @@ def gaussian_kl_full(mu_q: torch.Tensor, var_q: torch.Tensor, mu_p: torch.Tensor
     maha = (inv_chol @ (mu_p - mu_q)[:, :, None]).squeeze(2).pow(2).sum(1)
     logdet_p = 2 * chol.diagonal(dim1=1, dim2=2).log().sum(1)
     return 0.5 * (trace + maha - L + logdet_p - var_q.log().sum(1))
-
-
-def _mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str, dropout: float) -> nn.Sequential:
-    """``layers`` hidden layers of width ``hidden``, each followed by dropout; ``layers=0`` is one linear map."""
-    sizes = [n_in] + [hidden] * layers
-    mods: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        mods += [nn.Linear(a, b), _ACTIVATIONS[activation]()] + ([nn.Dropout(dropout)] if dropout else [])
-    return nn.Sequential(*mods, nn.Linear(sizes[-1], n_out))
 
 
 class VAE(Configurable, nn.Module):
@@ -140,8 +132,10 @@ class VAE(Configurable, nn.Module):
         self.dropout = float(dropout)
         self.prior, self.components = prior, components
         out = dim * levels if decoder == "categorical" else dim
-        self.encoder = _mlp(dim, 2 * latent, hidden, layers, activation, self.dropout)  # x -> (mu, logvar)
-        self.decoder_net = _mlp(latent, out, hidden, layers, activation, self.dropout)  # z -> logits or mean
+        self.encoder = mlp(dim, 2 * latent, hidden, layers, _ACTIVATIONS[activation], self.dropout)  # x -> (mu, logvar)
+        self.decoder_net = mlp(
+            latent, out, hidden, layers, _ACTIVATIONS[activation], self.dropout
+        )  # z -> logits or mean
         if decoder == "gaussian":
             log_var = torch.tensor(0.0 if obs_var is None else math.log(obs_var))
             if obs_var is None:

@@ -11,28 +11,12 @@ import copy
 
 import pytest
 import torch
+from test_flows import _randomise  # N(0, scale^2) on every parameter, float64, norms converged, eval
 
 from genbook._residual_fast import ResidualStack, stacked_inputs
 from genbook.flows import ActNorm, Flow, ResidualBlock, ResidualFlow, SpectralLinear
 
 TOL = dict(atol=1e-10, rtol=1e-10)
-
-
-def _refresh(model):
-    for m in model.modules():
-        if isinstance(m, SpectralLinear):
-            m.power_iteration(200)
-    return model
-
-
-def _randomise(model, scale=1.0, seed=0):
-    """Add N(0, scale^2) to every parameter, in float64, spectral norms converged, eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    model = model.double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return _refresh(model).eval()
 
 
 def _flow(dim=2, blocks=3, hidden=8, layers=2, actnorm=True, seed=0):
@@ -123,7 +107,7 @@ def test_a_flow_takes_the_fast_path_and_a_lone_block_the_readable_one():
     assert type(flow(x)[1].grad_fn).__name__ == "ResidualStackBackward"
     block = flow.transforms[1]
     assert isinstance(block, ResidualBlock) and "ResidualStack" not in type(block(x)[1].grad_fn).__name__
-    series = _randomise(ResidualFlow(dim=2, hidden=8, blocks=2, exact=False, n_terms=2))
+    series = _randomise(ResidualFlow(dim=2, hidden=8, blocks=2, exact=False, n_terms=2), scale=1.0)
     assert "ResidualStack" not in type(series(x)[1].grad_fn).__name__
 
 
