@@ -1,4 +1,4 @@
-"""The chapter 6 bench's pieces: the anchor's VAE network and loss, and the importance-weighted objective."""
+"""The chapter 6 bench's pieces: the anchor's VAE network and loss."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import math
 
 import torch
 
-from benchmarks.ae import IWObjective
 from benchmarks.anchor_vae import AnchorVAE
 from genbook import data
-from genbook.vae import VAE, gaussian_kl
+from genbook.vae import gaussian_kl
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -66,40 +65,3 @@ def test_anchor_evaluation_uses_the_closed_form_kl():
     with torch.no_grad():
         draws = torch.stack([-model.one_draw_elbo(x) for _ in range(4000)]).mean(0)
     assert (draws - model.neg_elbo(x, n_samples=4000)).abs().max() < 1.0
-
-
-def test_iw_objective_is_the_iwae_bound_with_gradients():
-    torch.manual_seed(0)
-    vae = VAE(dim=64, latent=4, hidden=16, layers=1)
-    vae.eval()
-    obj = IWObjective(vae, k=5)
-    x = data.digits("train")[:6]
-    eps = torch.randn(5, 6, 4)
-    lw = obj.log_weights(x, eps)
-    mu, logvar = vae.encode(x)
-    z = mu + (0.5 * logvar).exp() * eps
-    want = torch.stack([vae.log_p_x_given_z(x, z[j]) for j in range(5)])
-    want = want + _normal_logpdf(z, torch.zeros_like(z), torch.zeros_like(z)) - _normal_logpdf(z, mu, logvar)
-    torch.testing.assert_close(lw, want, rtol=1e-5, atol=1e-3)
-    bound = obj.bound(x, eps)
-    torch.testing.assert_close(bound, torch.logsumexp(want, 0) - math.log(5), rtol=1e-5, atol=1e-3)
-    # the same quantity genbook's no-gradient iwae_bound estimates, and it has gradients
-    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    ref = vae.iwae_bound(x, 5, generator=g1)
-    eps_ref = torch.randn((5, *mu.shape), generator=g2)
-    torch.testing.assert_close(obj.bound(x, eps_ref).double(), ref, rtol=1e-5, atol=1e-3)
-    obj.loss(x).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.parameters() if p.requires_grad)
-
-
-def test_iw_objective_with_one_draw_is_the_elbo_in_expectation_and_tighter_with_more():
-    torch.manual_seed(0)
-    vae = VAE(dim=64, latent=4, hidden=16, layers=1)
-    vae.eval()
-    x = data.digits("train")[:8]
-    with torch.no_grad():
-        one = torch.stack([IWObjective(vae, 1).bound(x) for _ in range(2000)]).mean(0)
-        many = torch.stack([IWObjective(vae, 20).bound(x) for _ in range(100)]).mean(0)
-        elbo = vae.elbo(x, n_samples=2000)
-    assert (one - elbo).abs().max() < 1.0
-    assert (many > elbo).all()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import genbook
-from genbook.vae import VAE, gaussian_kl, gaussian_kl_full
+from genbook.vae import VAE, causal_neighbours, gaussian_kl, gaussian_kl_full
 
 
 def _linear_vae(dim=4, latent=2, obs_var=None, seed=0):
@@ -467,3 +467,125 @@ def test_bad_prior_is_refused():
         VAE(prior="mog", components=0)
     with pytest.raises(ValueError, match=r"z must be a floating-point tensor of shape \(N, 2\)"):
         VAE(dim=4, latent=2, hidden=8).log_prior(torch.zeros(3, 3))
+
+
+# ---------------------------------------------------------------- the local autoregressive decoder (context > 0)
+def test_causal_neighbours_read_only_earlier_pixels_in_their_window():
+    x = torch.arange(9).reshape(1, 9)  # a 3x3 image, levels 0..8 in raster order
+    nb = causal_neighbours(x, levels=9, context=1)  # up-left, up, up-right, left, then four flags
+    assert nb.shape == (1, 9, 8)
+    values, outside = nb[0, :, :4] * 8, nb[0, :, 4:]
+    # the centre pixel (1, 1) = 4: up-left 0, up 1, up-right 2, left 3 (offsets in raster order)
+    torch.testing.assert_close(values[4], torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    torch.testing.assert_close(outside[4], torch.zeros(4))
+    torch.testing.assert_close(outside[0], torch.ones(4))  # the first pixel has no neighbours
+    torch.testing.assert_close(outside[5], torch.tensor([0.0, 0.0, 1.0, 0.0]))  # (1, 2): no up-right
+    assert causal_neighbours(torch.zeros(2, 64, dtype=torch.long), 17, 2).shape == (2, 64, 24)
+    # changing pixel d changes no row before or at d
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 17, (1, 64), generator=g)
+    for d in (0, 9, 37, 63):
+        y = x.clone()
+        y[0, d] = (y[0, d] + 5) % 17
+        diff = (causal_neighbours(x, 17, 2) != causal_neighbours(y, 17, 2)).any(-1)[0]
+        assert not diff[: d + 1].any() and (d == 63 or diff[d + 1 :].any())
+
+
+def _tiny_local_vae(seed=1):
+    """A 2x2-image VAE with 3 levels, one latent and the local decoder, its weights scaled up so
+    that p(x | z) depends strongly on z and on the neighbours."""
+    torch.manual_seed(seed)
+    m = VAE(dim=4, latent=1, hidden=16, layers=1, levels=3, activation="tanh", context=1).double()
+    with torch.no_grad():
+        m.decoder_net[-1].weight.mul_(4)
+        m.local_net[-1].weight.mul_(4)
+    return m
+
+
+def test_local_decoder_is_a_normalised_distribution_over_images():
+    m = _tiny_local_vae()
+    xs = torch.cartesian_prod(*[torch.arange(3)] * 4)  # all 81 images
+    for z in (-1.5, 0.0, 2.0):
+        with torch.no_grad():
+            log_p = m.log_p_x_given_z(xs, torch.full((81, 1), z, dtype=torch.float64))
+        torch.testing.assert_close(log_p.exp().sum(), torch.tensor(1.0, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_local_decoder_bounds_bracket_the_exact_log_p(gen):
+    m = _tiny_local_vae()
+    xs = torch.cartesian_prod(*[torch.arange(3)] * 4)
+    h = 2e-2
+    zs = torch.arange(-10 + h / 2, 10, h, dtype=torch.float64)  # (G,)
+    with torch.no_grad():  # exact ln p(x) = ln int p(x | z) N(z; 0, 1) dz by the midpoint rule
+        log_lik = m._log_px_z(xs, zs[:, None, None].expand(-1, 81, 1))  # (G, 81)
+        log_p = torch.logsumexp(log_lik - 0.5 * zs[:, None] ** 2 - 0.5 * math.log(2 * math.pi), 0) + math.log(h)
+        elbo = m.elbo(xs.repeat(1000, 1), generator=gen).reshape(1000, 81)  # 1000 one-draw estimates each
+    torch.testing.assert_close(log_p.exp().sum(), torch.tensor(1.0, dtype=torch.float64), atol=1e-9, rtol=0)
+    elbo_mean, elbo_se = elbo.mean(0), elbo.std(0) / math.sqrt(elbo.shape[0])
+    k = 2000
+    log_w = m.log_weights(xs, k, generator=gen)
+    iwae = torch.logsumexp(log_w, 0) - math.log(k)
+    iwae_se = (log_w - iwae).exp().std(0) / math.sqrt(k)
+    gap = log_p - elbo_mean
+    assert (gap > -4 * elbo_se).all() and gap.max() > 0.05
+    assert ((iwae - log_p).abs() < 4 * iwae_se + 1e-3).all(), (iwae - log_p) / iwae_se
+
+
+def test_local_decoder_samples_follow_its_conditionals(gen):
+    m = _tiny_local_vae(seed=2)
+    with torch.no_grad():
+        m.decoder_net[-1].weight.zero_()  # p(x | z) independent of z: p(x) is the decoder's distribution
+    xs = torch.cartesian_prod(*[torch.arange(3)] * 4)
+    with torch.no_grad():
+        p = m.log_p_x_given_z(xs, torch.zeros(81, 1, dtype=torch.float64)).exp()
+    s = m.sample(40_000, generator=gen)
+    freq = torch.bincount((s * torch.tensor([27, 9, 3, 1])).sum(1), minlength=81).double() / s.shape[0]
+    assert ((freq - p).abs() < 4.5 * (p * (1 - p) / s.shape[0]).sqrt() + 1e-4).all()
+    assert p.max() > 3 * p.min()  # the pixels are far from uniform and independent: the check can fail
+
+
+def test_local_reconstruction_is_greedy_in_raster_order(gen):
+    torch.manual_seed(0)
+    m = VAE(dim=64, latent=4, hidden=16, layers=1, context=1)
+    x = genbook.data.digits("val")[:5]
+    r = m.reconstruct(x)
+    assert r.shape == (5, 64) and r.dtype == torch.long
+    with torch.no_grad():  # every pixel is the argmax of its conditional given the pixels chosen before it
+        logits = m._local_logits(r, m.decode(m.encode(x)[0]))
+    assert torch.equal(logits.argmax(-1), r)
+
+
+@pytest.mark.parametrize("context", [0, 1])
+def test_importance_weighted_training_loss(context, gen):
+    m = VAE(dim=64, latent=4, hidden=16, layers=1, train_k=5, context=context)
+    m.eval()
+    x = genbook.data.digits("val")[:6]
+    torch.manual_seed(7)
+    loss = m.loss(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(loss.double(), -m.iwae_bound(x, 5).mean())  # the same draws, with gradients
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+    with torch.no_grad():  # tighter than the ELBO, on average over draws
+        iw = torch.stack([-m.loss(x) for _ in range(200)]).mean()
+        elbo = m.elbo(x, n_samples=1000).mean()
+    assert iw > elbo
+
+
+def test_local_decoder_bad_arguments_and_round_trip(tmp_path):
+    with pytest.raises(ValueError, match="context > 0 needs decoder='categorical' and square images"):
+        VAE(dim=4, decoder="gaussian", context=1)
+    with pytest.raises(ValueError, match="context > 0 needs .* got context=1, decoder='categorical', dim=10"):
+        VAE(dim=10, context=1)
+    with pytest.raises(ValueError, match="context must be an int >= 0, got -1"):
+        VAE(context=-1)
+    with pytest.raises(ValueError, match="train_k must be an int >= 1, got 0"):
+        VAE(train_k=0)
+    m = VAE(dim=64, latent=3, hidden=8, layers=1, context=2, train_k=2)
+    x = genbook.data.digits("val")[:4]
+    genbook.fit(m, x, steps=3, batch_size=4)
+    genbook.save(m, tmp_path / "vae.pt")
+    back = genbook.load(tmp_path / "vae.pt")
+    assert back.context == 2 and back.train_k == 2
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    torch.testing.assert_close(back.iwae_bound(x, 4, generator=g1), m.iwae_bound(x, 4, generator=g2))
