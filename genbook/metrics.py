@@ -2,8 +2,10 @@
 
 Likelihood: nats per example, bits per dimension, and the baselines they compare with.
 
-Sample quality, measured the same way for every model, with or without a likelihood: two sets
-of images are compared through features of the images (a classifier's penultimate layer) by
+Sample quality, measured the same way for every model, with or without a likelihood: a small
+digits classifier (:class:`DigitsClassifier`, trained by :func:`digits_classifier`) maps an
+image to the activations of its penultimate layer, and two sets of images are compared
+through these features by
 
 - :func:`frechet_distance` (FD; Heusel et al. 2017): the Frechet distance between the
   Gaussians with the two sets' means and covariances;
@@ -13,11 +15,11 @@ of images are compared through features of the images (a classifier's penultimat
   the k-NN manifold of the real images (precision: fidelity) and of real images that fall on
   the samples' (recall: coverage).
 
-Two finite sets drawn from the same distribution do not score FD = KID = 0 or precision =
-recall = 1: report every number beside the floor, held-out real images against the same
-reference.
+:func:`sample_quality` computes all four for samples against real images. Two finite sets drawn
+from the same distribution do not score FD = KID = 0 or precision = recall = 1: report every
+number beside the floor, held-out real images against the same reference.
 The distances are computed on the CPU in float64 (the trace of the FD subtracts numbers of
-similar size, and MPS has no float64).
+similar size, and MPS has no float64); only the classifier runs on its own device.
 """
 
 from __future__ import annotations
@@ -25,19 +27,30 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from . import _random
-from ._checks import check_bool, check_finite, check_int, check_tensor, describe
+from ._checks import check_bool, check_finite, check_float, check_int, check_sequences, check_tensor, describe
+from ._device import eval_mode, model_device
+from .data import DIGITS_LEVELS, digits
+from .io import Configurable
+from .train import fit
 
 __all__ = [
     "nll",
     "bits_per_dim",
     "uniform_nll",
+    "DigitsClassifier",
+    "digits_classifier",
+    "to_levels",
     "frechet_distance",
     "kernel_distance",
     "precision_recall",
+    "sample_quality",
 ]
 
+_SIDE = 8  # the digits are 8 x 8 images, flattened row by row to 64 pixels
 _CHUNK = 1024  # rows of a distance matrix computed at once by precision_recall
 
 
@@ -75,6 +88,172 @@ def uniform_nll(levels: int, dims: int) -> float:
     check_int("levels", levels, min=2)
     check_int("dims", dims)
     return dims * math.log(levels)
+
+
+# ------------------------------------------------------------------ the feature network
+def _pixels(x, name: str = "x") -> torch.Tensor:
+    """Digits as floats in ``[0, 1]``, ``(B, 64)``: integer levels 0..16, or floats on that scale."""
+    check_tensor(name, x, shape=("B", _SIDE * _SIDE))
+    top = DIGITS_LEVELS - 1
+    if not x.is_floating_point():
+        return check_sequences(x, DIGITS_LEVELS, _SIDE * _SIDE, name=name).float() / top
+    check_finite(name, x)
+    if x.numel() and (x.min() < 0 or x.max() > top):
+        bad = x[(x < 0) | (x > top)][0].item()
+        raise ValueError(f"{name} must hold values in [0, {top}] (the levels' scale), found {bad:g}")
+    return x.float() / top
+
+
+def _shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Each image of ``x (B, 64)`` moved by up to ``max_shift`` pixels along each axis (a uniform
+    draw of the offset per image and axis), zeros moving in at the edges."""
+    B, s = x.shape[0], max_shift
+    padded = F.pad(x.view(B, _SIDE, _SIDE), (s, s, s, s))  # (B, 8 + 2s, 8 + 2s)
+    offset = _random.randint(0, 2 * s + 1, (B, 2), device=x.device)  # top-left corner of the crop
+    grid = torch.arange(_SIDE, device=x.device)
+    rows = (offset[:, :1] + grid)[:, :, None]  # (B, 8, 1)
+    cols = (offset[:, 1:] + grid)[:, None, :]  # (B, 1, 8)
+    batch = torch.arange(B, device=x.device)[:, None, None]
+    return padded[batch, rows, cols].reshape(B, _SIDE * _SIDE)
+
+
+class DigitsClassifier(Configurable, nn.Module):
+    """A small convolutional classifier of the 8x8 digits; its penultimate layer is the feature space
+    of the sample-quality metrics (the role Inception-v3 plays for FID on natural images).
+
+    Input ``x``: a ``LongTensor (B, 64)`` of levels 0..16, or a float tensor ``(B, 64)`` with values
+    in ``[0, 16]``; the network sees ``x / 16``. Two 3x3 convolutions with ``channels`` channels and
+    ReLU, a 2x2 max-pool to 4x4, then a linear layer to ``feature_dim`` units with ReLU:
+    :meth:`features`, ``(B, feature_dim)``; a last linear layer gives the 10 logits: :meth:`forward`.
+    ``dropout`` acts on the inputs of both linear layers, in training only.
+
+    ``max_shift``: in training, :meth:`loss` moves each image by up to that many pixels along each
+    axis (0: no augmentation). Trained by :func:`digits_classifier` (seeds 0-2), one-pixel shifts
+    halved the best validation cross-entropy (0.012-0.024 nats against 0.028-0.047 without shifts
+    and 0.034-0.058 with two-pixel shifts); the test accuracy, only reported, went from
+    0.94-0.96 to 0.98-0.99. The test split's writers differ from the training split's, and the
+    shifts help the network generalise to them.
+    """
+
+    def __init__(self, *, channels: int = 32, feature_dim: int = 32, dropout: float = 0.2, max_shift: int = 1):
+        super().__init__()
+        check_int("channels", channels)
+        check_int("feature_dim", feature_dim)
+        self.dropout = check_float("dropout", dropout, ge=0, lt=1)
+        check_int("max_shift", max_shift, min=0, max=_SIDE - 1)
+        self.channels, self.feature_dim, self.max_shift = channels, feature_dim, max_shift
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        pooled = channels * (_SIDE // 2) ** 2
+        self.feature_layer = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 10))
+
+    def _features(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.conv(h.view(-1, 1, _SIDE, _SIDE))  # (B, channels, 4, 4)
+        return self.feature_layer(h.flatten(1))  # (B, feature_dim)
+
+    def _input(self, x, name: str = "x") -> torch.Tensor:
+        ref = self.head[1].weight
+        return _pixels(x, name).to(ref.device, ref.dtype)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer's activations, ``(B, 64) -> (B, feature_dim)`` (non-negative: after a
+        ReLU), on the model's device; call in eval mode for the features the metrics use."""
+        return self._features(self._input(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of the ten digit classes, ``(B, 64) -> (B, 10)``."""
+        return self.head(self.features(x))
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the labels ``y`` (``LongTensor (B,)``, 0..9) in nats; in training the
+        images are shifted first (``max_shift``)."""
+        h = self._input(x)
+        y = self._labels(y, h.shape[0])
+        if self.training and self.max_shift:
+            h = _shift(h, self.max_shift)
+        return F.cross_entropy(self.head(self._features(h)), y)
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """The fraction of images ``x`` whose most probable class is the label ``y`` (eval mode)."""
+        with eval_mode(self):
+            pred = self(x).argmax(1)
+        return float((pred == self._labels(y, pred.shape[0])).double().mean())
+
+    def _labels(self, y, n: int) -> torch.Tensor:
+        check_tensor("y", y, shape=(n,), dtype="int")
+        if n and (y.min() < 0 or y.max() > 9):
+            raise ValueError(f"y must hold digit labels 0..9, found {y[(y < 0) | (y > 9)][0].item()}")
+        return y.to(self.head[1].weight.device)
+
+
+def digits_classifier(
+    seed: int = 0,
+    *,
+    channels: int = 32,
+    feature_dim: int = 32,
+    max_shift: int = 1,
+    epochs: int = 300,
+    patience: int = 10,
+    progress: bool | None = None,
+) -> DigitsClassifier:
+    """A :class:`DigitsClassifier` trained on the ``"train"`` digits with early stopping on ``"val"``.
+
+    AdamW (lr 2e-3, weight decay 1e-4, batches of 64) for at most ``epochs`` epochs, stopping after
+    ``patience`` epochs without a lower validation cross-entropy, and returning the best
+    parameters. Deterministic for a given ``seed``: initialisation, dropout, shifts and batch
+    order are drawn from ``seed``, inside :func:`torch.random.fork_rng`, so torch's global random
+    state is left as it was. It trains on the CPU whatever :func:`genbook.device` says, so that
+    every machine gets the same feature space (up to floating-point rounding); move it with
+    ``.to(device)`` afterwards. A few seconds on one core; nothing is cached: keep it with
+    :func:`genbook.save`. Returned in eval mode. Measure its accuracy with
+    :meth:`DigitsClassifier.accuracy` (chosen on validation; the test split is only reported).
+    """
+    check_int("seed", seed, min=0)
+    check_int("epochs", epochs)
+    check_int("patience", patience)
+    if progress is not None:
+        check_bool("progress", progress)
+    train, val = digits("train", labels=True), digits("val", labels=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DigitsClassifier(channels=channels, feature_dim=feature_dim, max_shift=max_shift)
+        gen = torch.Generator().manual_seed(seed)
+        fit(
+            model,
+            train,
+            val=val,
+            epochs=epochs,
+            patience=patience,
+            batch_size=64,
+            lr=2e-3,
+            weight_decay=1e-4,
+            progress=progress,
+            generator=gen,
+        )
+    return model.eval()
+
+
+def to_levels(x: torch.Tensor, *, levels: int = DIGITS_LEVELS) -> torch.Tensor:
+    """Float images on the levels' scale rounded to the nearest level and clipped to ``0..levels-1``:
+    ``(B, D) -> LongTensor (B, D)``.
+
+    The one explicit step from a model's continuous output to :func:`sample_quality`, which takes
+    levels only. It suits a model whose output estimates the level itself (a GAN's generator
+    scaled to ``[0, levels - 1]``, a diffusion model's mean). A model of dequantised data
+    (``level + u``, ``u ~ U[0, 1)``) floors instead, as :meth:`genbook.flows.DigitsFlow.sample`
+    does; an output on ``[0, 1]`` is multiplied by ``levels - 1`` first.
+    """
+    check_int("levels", levels, min=2)
+    check_tensor("x", x, shape=("B", "D"), dtype="float")
+    check_finite("x", x)
+    return x.round().clamp(0, levels - 1).long()
 
 
 # ------------------------------------------------------------------ distances between feature sets
@@ -226,3 +405,52 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: i
     precision = _covered(fake, real, _kth_neighbour_distance(real, k))
     recall = _covered(real, fake, _kth_neighbour_distance(fake, k))
     return precision, recall
+
+
+# ------------------------------------------------------------------ all of them, one call
+def _levels(name: str, x) -> torch.Tensor:
+    """``x`` as digits of integer levels, with a pointer to :func:`to_levels` for floats."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a LongTensor (B, {_SIDE * _SIDE}) of levels 0..{DIGITS_LEVELS - 1}, got dtype "
+            f"{x.dtype}: convert continuous images explicitly, e.g. with metrics.to_levels (nearest level)"
+        )
+    check_tensor(name, x, shape=("B", _SIDE * _SIDE), dtype="int")
+    return check_sequences(x, DIGITS_LEVELS, _SIDE * _SIDE, name=name)
+
+
+@torch.no_grad()
+def sample_quality(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    classifier: DigitsClassifier,
+    *,
+    k: int = 3,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """FD, KID, precision and recall of ``samples`` against the real images ``reference``, in the
+    features of ``classifier``: ``{"fd", "kid", "precision", "recall"}``.
+
+    Both sets are ``LongTensor (N, 64)`` of levels 0..16 (float images raise: round them with
+    :func:`to_levels` or as the model defines). The features come from ``classifier`` in eval mode
+    on its device; the distances from :func:`frechet_distance`, :func:`kernel_distance` (with
+    ``generator``, used only when a set has more than 1000 rows) and :func:`precision_recall`
+    (``k``). Every chapter calls it the same way, and reports the floor beside it: held-out real
+    images (e.g. ``digits("val")``) against the same ``reference``, with as many samples as the
+    held-out set has images. The number matters: FD's bias grows as the sets shrink, and a sample's
+    k-NN ball shrinks as its set grows, so precision and recall change with the sizes too.
+    """
+    if not isinstance(classifier, DigitsClassifier):
+        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+    check_int("k", k)
+    s, r = _levels("samples", samples), _levels("reference", reference)
+    dev = model_device(classifier)
+    with eval_mode(classifier):
+        fs, fr = classifier.features(s.to(dev)), classifier.features(r.to(dev))
+    precision, recall = precision_recall(fr, fs, k=k)
+    return {
+        "fd": frechet_distance(fs, fr),
+        "kid": kernel_distance(fs, fr, generator=generator),
+        "precision": precision,
+        "recall": recall,
+    }

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from genbook import metrics
+from genbook import data, metrics
 
 
 class StandardNormal:
@@ -209,6 +209,55 @@ def test_precision_of_samples_far_from_the_data_is_zero(gen):
     assert metrics.precision_recall(real, far) == (0.0, 0.0)
 
 
+# ---------------------------------------------------------------- the classifier and sample_quality
+def test_digits_classifier_shapes_and_input_kinds():
+    clf = metrics.DigitsClassifier(channels=4, feature_dim=6).eval()
+    x = data.digits("val")[:5]
+    assert clf.features(x).shape == (5, 6) and clf(x).shape == (5, 10)
+    assert torch.equal(clf.features(x), clf.features(x.float()))  # levels or floats on their scale
+    assert (clf.features(x) >= 0).all()  # after a ReLU
+
+
+def test_shift_moves_each_image_by_at_most_one_pixel():
+    x = torch.rand(200, 64)
+    out = metrics._shift(x, 1).view(200, 8, 8)
+    padded = torch.nn.functional.pad(x.view(200, 8, 8), (1, 1, 1, 1))
+    crops = [padded[:, r : r + 8, c : c + 8] for r in range(3) for c in range(3)]
+    match = torch.stack([(out == crop).flatten(1).all(1) for crop in crops], 1)  # (200, 9)
+    assert (match.sum(1) == 1).all()  # each image is exactly one of the nine shifted copies
+    assert (match.sum(0) > 5).all()  # and every shift happens
+
+
+def test_digits_classifier_is_deterministic_and_leaves_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    a = metrics.digits_classifier(0, epochs=10, channels=8, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = metrics.digits_classifier(0, epochs=10, channels=8, progress=False)
+    for (k, u), v in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(u, v), k
+    assert not a.training
+    x, y = data.digits("val", labels=True)
+    assert a.accuracy(x, y) > 0.8  # 0.87 after 10 epochs (the full recipe: about 0.99)
+
+
+def test_to_levels_rounds_and_clips():
+    x = torch.tensor([[-3.0, 0.2, 0.7, 7.6, 15.5, 16.4, 30.0]])
+    assert torch.equal(metrics.to_levels(x), torch.tensor([[0, 0, 1, 8, 16, 16, 16]]))
+    assert metrics.to_levels(x).dtype == torch.long
+
+
+def test_sample_quality_is_the_metrics_of_the_classifiers_features():
+    clf = metrics.DigitsClassifier(channels=4, feature_dim=6).eval()
+    ref, samples = data.digits("val")[:100], data.digits("test")[:80]
+    q = metrics.sample_quality(samples, ref, clf)
+    fs, fr = clf.features(samples), clf.features(ref)
+    assert q["fd"] == pytest.approx(metrics.frechet_distance(fs, fr), rel=1e-9)
+    assert q["kid"] == pytest.approx(metrics.kernel_distance(fs, fr), rel=1e-9)
+    assert (q["precision"], q["recall"]) == metrics.precision_recall(fr, fs)
+    same = metrics.sample_quality(ref, ref, clf)
+    assert same["fd"] == pytest.approx(0.0, abs=1e-9) and same["precision"] == same["recall"] == 1.0
+
+
 # ---------------------------------------------------------------- bad input
 FEATS = torch.randn(10, 3)
 
@@ -230,8 +279,36 @@ FEATS = torch.randn(10, 3)
         (lambda: metrics.precision_recall(FEATS[:3], FEATS, k=3), "real_feats must have at least 4 rows"),
         (lambda: metrics.precision_recall(FEATS, FEATS[:3], k=3), "fake_feats must have at least 4 rows"),
         (lambda: metrics.precision_recall(FEATS, FEATS[:, :2]), "fake_feats must have the feature dimension"),
+        (lambda: metrics.to_levels(torch.zeros(2, 3, dtype=torch.long)), "x must be a floating-point tensor"),
+        (lambda: metrics.to_levels(torch.full((2, 3), math.nan)), "x contains NaN"),
+        (lambda: metrics.DigitsClassifier(feature_dim=0), "feature_dim must be an int >= 1"),
+        (lambda: metrics.DigitsClassifier(max_shift=8), r"max_shift must be an int in 0\.\.7"),
+        (lambda: metrics.DigitsClassifier().features(torch.full((2, 64), 16.5)), r"x must hold values in \[0, 16\]"),
+        (lambda: metrics.DigitsClassifier().features(torch.zeros(2, 63)), r"x must be a tensor of shape \(B, 64\)"),
+        (lambda: metrics.DigitsClassifier().loss(torch.zeros(2, 64), torch.tensor([0, 10])), "y must hold digit"),
+        (lambda: metrics.digits_classifier(epochs=0), "epochs must be an int >= 1"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+DIGITS = torch.randint(0, 17, (8, 64))
+
+
+@pytest.mark.parametrize(
+    "samples, reference, classifier, match",
+    [
+        (DIGITS.float(), DIGITS, None, "samples must be a LongTensor .* got dtype torch.float32: .*to_levels"),
+        (DIGITS, DIGITS.double(), None, "reference must be a LongTensor"),
+        (DIGITS + 1, DIGITS, None, "samples must hold levels 0..16, found 17"),
+        (DIGITS, DIGITS[:, :63], None, r"reference must be an integer tensor of shape \(B, 64\)"),
+        (DIGITS, DIGITS, torch.nn.Linear(64, 10), "classifier must be a metrics.DigitsClassifier"),
+        (DIGITS[:3], DIGITS, None, "fake_feats must have at least 4 rows"),
+    ],
+)
+def test_sample_quality_bad_input_raises(samples, reference, classifier, match):
+    classifier = metrics.DigitsClassifier(channels=2, feature_dim=3) if classifier is None else classifier
+    with pytest.raises(ValueError, match=match):
+        metrics.sample_quality(samples, reference, classifier)
