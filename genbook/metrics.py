@@ -1,16 +1,60 @@
-"""Units of likelihood: nats per example, bits per dimension, and the baselines they compare with."""
+"""How good a model is: units of likelihood, and the quality of samples on the 8x8 digits.
+
+Likelihood: nats per example, bits per dimension, and the baselines they compare with.
+
+Sample quality, measured the same way for every model, with or without a likelihood: a small
+digits classifier (:class:`DigitsClassifier`, trained by :func:`digits_classifier`) maps an
+image to the activations of its penultimate layer, and two sets of images are compared
+through these features by
+
+- :func:`frechet_distance` (FD; Heusel et al. 2017): the Frechet distance between the
+  Gaussians with the two sets' means and covariances;
+- :func:`kernel_distance` (KID; Binkowski et al. 2018): an unbiased estimate of the squared
+  maximum mean discrepancy under a cubic polynomial kernel;
+- :func:`precision_recall` (Kynkaanniemi et al. 2019): the fraction of samples that fall on
+  the k-NN manifold of the real images (precision: fidelity) and of real images that fall on
+  the samples' (recall: coverage).
+
+:func:`sample_quality` computes all four for samples against real images. Two finite sets drawn
+from the same distribution do not score FD = KID = 0 or precision = recall = 1: report every
+number beside the floor, held-out real images against the same reference.
+The distances are computed on the CPU in float64 (the trace of the FD subtracts numbers of
+similar size, and MPS has no float64); only the classifier runs on its own device.
+"""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from ._checks import check_int, describe
+from . import _random
+from ._checks import check_bool, check_finite, check_float, check_int, check_sequences, check_tensor, describe
+from ._device import eval_mode, model_device
+from .data import DIGITS_LEVELS, digits
+from .io import Configurable
+from .train import fit
 
-__all__ = ["nll", "bits_per_dim", "uniform_nll"]
+__all__ = [
+    "nll",
+    "bits_per_dim",
+    "uniform_nll",
+    "DigitsClassifier",
+    "digits_classifier",
+    "to_levels",
+    "frechet_distance",
+    "kernel_distance",
+    "precision_recall",
+    "sample_quality",
+]
+
+_SIDE = 8  # the digits are 8 x 8 images, flattened row by row to 64 pixels
+_CHUNK = 1024  # rows of a distance matrix computed at once by precision_recall
 
 
+# ------------------------------------------------------------------ likelihood
 @torch.no_grad()
 def nll(model, data: torch.Tensor, *, batch_size: int = 1024) -> float:
     """Mean negative log-likelihood ``-mean(model.log_prob(x))`` in nats per example.
@@ -44,3 +88,369 @@ def uniform_nll(levels: int, dims: int) -> float:
     check_int("levels", levels, min=2)
     check_int("dims", dims)
     return dims * math.log(levels)
+
+
+# ------------------------------------------------------------------ the feature network
+def _pixels(x, name: str = "x") -> torch.Tensor:
+    """Digits as floats in ``[0, 1]``, ``(B, 64)``: integer levels 0..16, or floats on that scale."""
+    check_tensor(name, x, shape=("B", _SIDE * _SIDE))
+    top = DIGITS_LEVELS - 1
+    if not x.is_floating_point():
+        return check_sequences(x, DIGITS_LEVELS, _SIDE * _SIDE, name=name).float() / top
+    check_finite(name, x)
+    if x.numel() and (x.min() < 0 or x.max() > top):
+        bad = x[(x < 0) | (x > top)][0].item()
+        raise ValueError(f"{name} must hold values in [0, {top}] (the levels' scale), found {bad:g}")
+    return x.float() / top
+
+
+def _shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Each image of ``x (B, 64)`` moved by up to ``max_shift`` pixels along each axis (a uniform
+    draw of the offset per image and axis), zeros moving in at the edges."""
+    B, s = x.shape[0], max_shift
+    padded = F.pad(x.view(B, _SIDE, _SIDE), (s, s, s, s))  # (B, 8 + 2s, 8 + 2s)
+    offset = _random.randint(0, 2 * s + 1, (B, 2), device=x.device)  # top-left corner of the crop
+    grid = torch.arange(_SIDE, device=x.device)
+    rows = (offset[:, :1] + grid)[:, :, None]  # (B, 8, 1)
+    cols = (offset[:, 1:] + grid)[:, None, :]  # (B, 1, 8)
+    batch = torch.arange(B, device=x.device)[:, None, None]
+    return padded[batch, rows, cols].reshape(B, _SIDE * _SIDE)
+
+
+class DigitsClassifier(Configurable, nn.Module):
+    """A small convolutional classifier of the 8x8 digits; its penultimate layer is the feature space
+    of the sample-quality metrics (the role Inception-v3 plays for FID on natural images).
+
+    Input ``x``: a ``LongTensor (B, 64)`` of levels 0..16, or a float tensor ``(B, 64)`` with values
+    in ``[0, 16]``; the network sees ``x / 16``. Two 3x3 convolutions with ``channels`` channels and
+    ReLU, a 2x2 max-pool to 4x4, then a linear layer to ``feature_dim`` units with ReLU:
+    :meth:`features`, ``(B, feature_dim)``; a last linear layer gives the 10 logits: :meth:`forward`.
+    ``dropout`` acts on the inputs of both linear layers, in training only.
+
+    ``max_shift``: in training, :meth:`loss` moves each image by up to that many pixels along each
+    axis (0: no augmentation). Trained by :func:`digits_classifier` (seeds 0-2), one-pixel shifts
+    halved the best validation cross-entropy (0.012-0.024 nats against 0.028-0.047 without shifts
+    and 0.034-0.058 with two-pixel shifts); the test accuracy, only reported, went from
+    0.94-0.96 to 0.98-0.99. The test split's writers differ from the training split's, and the
+    shifts help the network generalise to them.
+    """
+
+    def __init__(self, *, channels: int = 32, feature_dim: int = 32, dropout: float = 0.2, max_shift: int = 1):
+        super().__init__()
+        check_int("channels", channels)
+        check_int("feature_dim", feature_dim)
+        self.dropout = check_float("dropout", dropout, ge=0, lt=1)
+        check_int("max_shift", max_shift, min=0, max=_SIDE - 1)
+        self.channels, self.feature_dim, self.max_shift = channels, feature_dim, max_shift
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        pooled = channels * (_SIDE // 2) ** 2
+        self.feature_layer = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 10))
+
+    def _features(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.conv(h.view(-1, 1, _SIDE, _SIDE))  # (B, channels, 4, 4)
+        return self.feature_layer(h.flatten(1))  # (B, feature_dim)
+
+    def _input(self, x, name: str = "x") -> torch.Tensor:
+        ref = self.head[1].weight
+        return _pixels(x, name).to(ref.device, ref.dtype)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer's activations, ``(B, 64) -> (B, feature_dim)`` (non-negative: after a
+        ReLU), on the model's device; call in eval mode for the features the metrics use."""
+        return self._features(self._input(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of the ten digit classes, ``(B, 64) -> (B, 10)``."""
+        return self.head(self.features(x))
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the labels ``y`` (``LongTensor (B,)``, 0..9) in nats; in training the
+        images are shifted first (``max_shift``)."""
+        h = self._input(x)
+        y = self._labels(y, h.shape[0])
+        if self.training and self.max_shift:
+            h = _shift(h, self.max_shift)
+        return F.cross_entropy(self.head(self._features(h)), y)
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """The fraction of images ``x`` whose most probable class is the label ``y`` (eval mode)."""
+        with eval_mode(self):
+            pred = self(x).argmax(1)
+        return float((pred == self._labels(y, pred.shape[0])).double().mean())
+
+    def _labels(self, y, n: int) -> torch.Tensor:
+        check_tensor("y", y, shape=(n,), dtype="int")
+        if n and (y.min() < 0 or y.max() > 9):
+            raise ValueError(f"y must hold digit labels 0..9, found {y[(y < 0) | (y > 9)][0].item()}")
+        return y.to(self.head[1].weight.device)
+
+
+def digits_classifier(
+    seed: int = 0,
+    *,
+    channels: int = 32,
+    feature_dim: int = 32,
+    max_shift: int = 1,
+    epochs: int = 300,
+    patience: int = 10,
+    progress: bool | None = None,
+) -> DigitsClassifier:
+    """A :class:`DigitsClassifier` trained on the ``"train"`` digits with early stopping on ``"val"``.
+
+    AdamW (lr 2e-3, weight decay 1e-4, batches of 64) for at most ``epochs`` epochs, stopping after
+    ``patience`` epochs without a lower validation cross-entropy, and returning the best
+    parameters. Deterministic for a given ``seed``: initialisation, dropout, shifts and batch
+    order are drawn from ``seed``, inside :func:`torch.random.fork_rng`, so torch's global random
+    state is left as it was. It trains on the CPU whatever :func:`genbook.device` says, so that
+    every machine gets the same feature space (up to floating-point rounding); move it with
+    ``.to(device)`` afterwards. A few seconds on one core; nothing is cached: keep it with
+    :func:`genbook.save`. Returned in eval mode. Measure its accuracy with
+    :meth:`DigitsClassifier.accuracy` (chosen on validation; the test split is only reported).
+    """
+    check_int("seed", seed, min=0)
+    check_int("epochs", epochs)
+    check_int("patience", patience)
+    if progress is not None:
+        check_bool("progress", progress)
+    train, val = digits("train", labels=True), digits("val", labels=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DigitsClassifier(channels=channels, feature_dim=feature_dim, max_shift=max_shift)
+        gen = torch.Generator().manual_seed(seed)
+        fit(
+            model,
+            train,
+            val=val,
+            epochs=epochs,
+            patience=patience,
+            batch_size=64,
+            lr=2e-3,
+            weight_decay=1e-4,
+            progress=progress,
+            generator=gen,
+        )
+    return model.eval()
+
+
+def to_levels(x: torch.Tensor, *, levels: int = DIGITS_LEVELS) -> torch.Tensor:
+    """Float images on the levels' scale rounded to the nearest level and clipped to ``0..levels-1``:
+    ``(B, D) -> LongTensor (B, D)``.
+
+    The one explicit step from a model's continuous output to :func:`sample_quality`, which takes
+    levels only. It suits a model whose output estimates the level itself (a GAN's generator
+    scaled to ``[0, levels - 1]``, a diffusion model's mean). A model of dequantised data
+    (``level + u``, ``u ~ U[0, 1)``) floors instead, as :meth:`genbook.flows.DigitsFlow.sample`
+    does; an output on ``[0, 1]`` is multiplied by ``levels - 1`` first.
+    """
+    check_int("levels", levels, min=2)
+    check_tensor("x", x, shape=("B", "D"), dtype="float")
+    check_finite("x", x)
+    return x.round().clamp(0, levels - 1).long()
+
+
+# ------------------------------------------------------------------ distances between feature sets
+def _feature_set(name: str, x, *, dim: int | None = None, other: str = "", min_rows: int = 2) -> torch.Tensor:
+    """``x`` as a CPU float64 ``(N, F)`` tensor with ``N >= min_rows`` finite rows, ``F == dim`` when given."""
+    check_tensor(name, x, shape=("N", "F"))
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"{name} must be a real-valued tensor of features, got dtype {x.dtype}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature (column), got {describe(x)}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{name} must have the feature dimension of {other} ({dim}), got {x.shape[1]}")
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{name} must have at least {min_rows} rows (one sample each), got {x.shape[0]}")
+    return check_finite(name, x.detach().to("cpu", torch.float64))
+
+
+def _mean_cov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(F,)`` and unbiased covariance ``(F, F)`` of the rows of ``x (N, F)``."""
+    mu = x.mean(0)
+    c = x - mu
+    return mu, c.T @ c / (x.shape[0] - 1)
+
+
+def _psd_sqrt(c: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root of a symmetric positive semi-definite ``c``; eigenvalues that rounding
+    made slightly negative count as 0."""
+    evals, evecs = torch.linalg.eigh(c)
+    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """The Frechet distance between the Gaussians fitted to two feature sets (Heusel et al. 2017),
+
+    ``||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2})``,
+
+    with the sample means and the unbiased sample covariances of ``feats_a (N_a, F)`` and
+    ``feats_b (N_b, F)`` (``N >= 2`` each; ``N < F`` is allowed, the covariance is then singular).
+    It is the squared 2-Wasserstein distance between the two Gaussians; for ``F = 1`` it is
+    ``(m_a - m_b)^2 + (s_a - s_b)^2``.
+
+    Computed in float64 from two symmetric eigendecompositions: ``C_a^{1/2}`` from those of ``C_a``,
+    then the eigenvalues of the symmetric ``C_a^{1/2} C_b C_a^{1/2}`` (the eigenvalues of
+    ``C_a C_b``, without a square root of a non-symmetric matrix). Eigenvalues that rounding made
+    slightly negative (about ``-1e-15`` times the largest) are set to 0, and a result below 0 by
+    rounding is returned as 0.
+    """
+    a = _feature_set("feats_a", feats_a)
+    b = _feature_set("feats_b", feats_b, dim=a.shape[1], other="feats_a")
+    mu_a, c_a = _mean_cov(a)
+    mu_b, c_b = _mean_cov(b)
+    root_a = _psd_sqrt(c_a)
+    m = root_a @ c_b @ root_a
+    cross = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()  # tr (C_a^1/2 C_b C_a^1/2)^1/2
+    fd = (mu_a - mu_b).pow(2).sum() + c_a.trace() + c_b.trace() - 2 * cross
+    return max(float(fd), 0.0)
+
+
+def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The unbiased estimate of MMD^2 with ``k(u, v) = (u . v / F + 1)^3`` from ``x (m, F)``, ``y (n, F)``:
+    the means of ``k`` over pairs of distinct rows within each set minus twice its mean across sets."""
+    d = x.shape[1]
+
+    def within(u: torch.Tensor) -> torch.Tensor:
+        k = (u @ u.T / d + 1) ** 3
+        n = u.shape[0]
+        return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+
+    return float(within(x) + within(y) - 2 * ((x @ y.T / d + 1) ** 3).mean())
+
+
+def kernel_distance(
+    feats_a: torch.Tensor,
+    feats_b: torch.Tensor,
+    *,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    return_std: bool = False,
+    generator: torch.Generator | None = None,
+) -> float | tuple[float, float]:
+    """The kernel distance, KID (Binkowski et al. 2018): the unbiased estimate of the squared maximum
+    mean discrepancy between two feature sets ``(N_a, F)``, ``(N_b, F)`` under the cubic polynomial
+    kernel ``k(u, v) = (u . v / F + 1)^3``,
+
+    ``MMD^2 = mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)``.
+
+    Unbiased, so it scatters around 0 (negative values included) when both sets come from one
+    distribution. When both sets have at most ``subset_size`` rows the estimate uses all of them,
+    once (no randomness; the std is then 0). Otherwise it is the mean over ``subsets`` draws of
+    ``min(subset_size, N)`` rows of each set without replacement (on the CPU, from ``generator``),
+    and the std is the spread of those draws. ``return_std=True`` returns ``(mean, std)``.
+    """
+    a = _feature_set("feats_a", feats_a)
+    b = _feature_set("feats_b", feats_b, dim=a.shape[1], other="feats_a")
+    check_int("subsets", subsets)
+    check_int("subset_size", subset_size, min=2)
+    check_bool("return_std", return_std)
+    _random.check_generator(generator, "cpu")
+    if a.shape[0] <= subset_size and b.shape[0] <= subset_size:
+        values = [_mmd2_unbiased(a, b)]
+    else:
+        values = [
+            _mmd2_unbiased(
+                a[_random.randperm(a.shape[0], generator)[:subset_size]],
+                b[_random.randperm(b.shape[0], generator)[:subset_size]],
+            )
+            for _ in range(subsets)
+        ]
+    v = torch.tensor(values, dtype=torch.float64)
+    mean, std = float(v.mean()), float(v.std()) if len(values) > 1 else 0.0
+    return (mean, std) if return_std else mean
+
+
+def _kth_neighbour_distance(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(N,)``: the distance from each row of ``x`` to its ``k``-th nearest other row."""
+    out = []
+    for i in range(0, x.shape[0], _CHUNK):
+        d = _distances(x[i : i + _CHUNK], x)
+        out.append(d.kthvalue(k + 1, dim=1).values)  # the nearest, at distance 0, is the row itself
+    return torch.cat(out)
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    """The fraction of ``points`` inside at least one ball ``||p - centre_j|| <= radius_j``."""
+    inside = 0
+    for i in range(0, points.shape[0], _CHUNK):
+        inside += int((_distances(points[i : i + _CHUNK], centres) <= radii).any(1).sum())
+    return inside / points.shape[0]
+
+
+def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # directly, not by the |x|^2 + |y|^2 - 2 x.y shortcut, whose rounding makes a point's distance to
+    # itself non-zero, so that a sample equal to a real image could miss that image's ball
+    return torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of samples against real data, in features.
+
+    The real manifold is the union of the balls centred at the real features ``(N_r, F)``, each
+    with the radius of its ``k``-th nearest real neighbour; precision is the fraction of the fake
+    features ``(N_f, F)`` inside it. Recall swaps the roles: the fraction of real features inside
+    the fake manifold. Both lie in ``[0, 1]``; each set needs more than ``k`` rows. Exact
+    Euclidean distances in float64, ``O(N_r N_f F)`` time, computed ``1024`` rows at a time.
+    """
+    check_int("k", k)
+    real = _feature_set("real_feats", real_feats, min_rows=k + 1)
+    fake = _feature_set("fake_feats", fake_feats, dim=real.shape[1], other="real_feats", min_rows=k + 1)
+    precision = _covered(fake, real, _kth_neighbour_distance(real, k))
+    recall = _covered(real, fake, _kth_neighbour_distance(fake, k))
+    return precision, recall
+
+
+# ------------------------------------------------------------------ all of them, one call
+def _levels(name: str, x) -> torch.Tensor:
+    """``x`` as digits of integer levels, with a pointer to :func:`to_levels` for floats."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a LongTensor (B, {_SIDE * _SIDE}) of levels 0..{DIGITS_LEVELS - 1}, got dtype "
+            f"{x.dtype}: convert continuous images explicitly, e.g. with metrics.to_levels (nearest level)"
+        )
+    check_tensor(name, x, shape=("B", _SIDE * _SIDE), dtype="int")
+    return check_sequences(x, DIGITS_LEVELS, _SIDE * _SIDE, name=name)
+
+
+@torch.no_grad()
+def sample_quality(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    classifier: DigitsClassifier,
+    *,
+    k: int = 3,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """FD, KID, precision and recall of ``samples`` against the real images ``reference``, in the
+    features of ``classifier``: ``{"fd", "kid", "precision", "recall"}``.
+
+    Both sets are ``LongTensor (N, 64)`` of levels 0..16 (float images raise: round them with
+    :func:`to_levels` or as the model defines). The features come from ``classifier`` in eval mode
+    on its device; the distances from :func:`frechet_distance`, :func:`kernel_distance` (with
+    ``generator``, used only when a set has more than 1000 rows) and :func:`precision_recall`
+    (``k``). Every chapter calls it the same way, and reports the floor beside it: held-out real
+    images (e.g. ``digits("val")``) against the same ``reference``, with as many samples as the
+    held-out set has images. The number matters: FD's bias grows as the sets shrink, and a sample's
+    k-NN ball shrinks as its set grows, so precision and recall change with the sizes too.
+    """
+    if not isinstance(classifier, DigitsClassifier):
+        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+    check_int("k", k)
+    s, r = _levels("samples", samples), _levels("reference", reference)
+    dev = model_device(classifier)
+    with eval_mode(classifier):
+        fs, fr = classifier.features(s.to(dev)), classifier.features(r.to(dev))
+    precision, recall = precision_recall(fr, fs, k=k)
+    return {
+        "fd": frechet_distance(fs, fr),
+        "kid": kernel_distance(fs, fr, generator=generator),
+        "precision": precision,
+        "recall": recall,
+    }

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, linear, rbm, vae
+from genbook import autoregressive, flows, linear, metrics, rbm, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -224,6 +224,10 @@ ROUND_TRIP = {
         ),
         lambda m: m.elbo(_points(4)),
     ),
+    metrics.DigitsClassifier: (
+        dict(channels=3, feature_dim=5, dropout=0.1, max_shift=2),
+        lambda m: (m(_levels(17, 64)), m.features(16 * torch.rand(6, 64))),
+    ),
 }
 # classes whose arguments cannot all leave their defaults at once: a second case for the rest
 MORE_ROUND_TRIP = {
@@ -268,7 +272,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 19
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 20
 
 
 def _cases() -> list[tuple[type, int]]:

@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import linalg
 
-from genbook import metrics
+from genbook import data, metrics
 
 
 class StandardNormal:
@@ -76,3 +78,237 @@ def test_bits_per_dim_bad_dims_raise(dims):
 def test_uniform_nll_bad_args_raise(levels, dims, word):
     with pytest.raises(ValueError, match=word):
         metrics.uniform_nll(levels, dims)
+
+
+# ---------------------------------------------------------------- sample quality: Frechet distance
+def _gaussian_set(gen, n, mean, scale):
+    """``n`` draws of ``mean + scale @ eps`` with ``eps ~ N(0, I)``, float64."""
+    d = len(mean)
+    return torch.tensor(mean, dtype=torch.float64) + torch.randn(n, d, generator=gen, dtype=torch.float64) @ scale.T
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero(gen):
+    a = torch.randn(200, 6, generator=gen)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_when_the_covariance_is_singular(gen):
+    a = torch.randn(10, 20, generator=gen, dtype=torch.float64)  # N < F: rank 9 covariance
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_frechet_distance_matches_scipy_sqrtm_on_the_sample_moments(gen):
+    a = _gaussian_set(gen, 300, [0.0, 1.0, -1.0, 0.5, 2.0], torch.randn(5, 5, generator=gen, dtype=torch.float64))
+    b = _gaussian_set(gen, 250, [0.5, 0.0, -1.0, 1.5, 2.0], torch.randn(5, 5, generator=gen, dtype=torch.float64))
+    A, B = a.numpy(), b.numpy()
+    ca, cb = np.cov(A, rowvar=False), np.cov(B, rowvar=False)  # unbiased, like ours
+    cross = linalg.sqrtm(ca @ cb)  # the textbook form, with a non-symmetric product
+    expected = np.sum((A.mean(0) - B.mean(0)) ** 2) + np.trace(ca + cb - 2 * cross.real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert metrics.frechet_distance(b, a) == pytest.approx(expected, rel=1e-9)  # symmetric
+
+
+def test_frechet_distance_in_one_dimension(gen):
+    a = 1.0 + 2.0 * torch.randn(100, 1, generator=gen, dtype=torch.float64)
+    b = -0.5 + 0.7 * torch.randn(80, 1, generator=gen, dtype=torch.float64)
+    m1, m2, s1, s2 = a.mean(), b.mean(), a.std(), b.std()  # std with N - 1, as the covariance
+    assert metrics.frechet_distance(a, b) == pytest.approx(float((m1 - m2) ** 2 + (s1 - s2) ** 2), rel=1e-10)
+
+
+def test_frechet_distance_of_known_gaussians_converges_to_the_closed_form(gen):
+    # N(0, I) against N(m, 4 I) in d dimensions: |m|^2 + d (1 + 4 - 2 * 2) = |m|^2 + d
+    d, m = 3, torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    a = torch.randn(20000, d, generator=gen, dtype=torch.float64)
+    b = m + 2 * torch.randn(20000, d, generator=gen, dtype=torch.float64)
+    assert metrics.frechet_distance(a, b) == pytest.approx(5.0 + d, abs=0.4)  # 8.08 seen; sampling sd about 0.08
+
+
+# ---------------------------------------------------------------- kernel distance
+def _mmd2_by_loops(x, y):
+    def k(u, v):
+        return (float(u @ v) / x.shape[1] + 1) ** 3
+
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kernel_distance_is_the_unbiased_mmd_with_the_cubic_kernel(gen):
+    x = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    y = 0.5 + torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    assert metrics.kernel_distance(x, y) == pytest.approx(_mmd2_by_loops(x, y), rel=1e-12)
+    assert metrics.kernel_distance(x, y, return_std=True) == (metrics.kernel_distance(x, y), 0.0)
+
+
+def test_kernel_distance_is_near_zero_for_one_distribution_and_positive_for_a_shift(gen):
+    same = [
+        metrics.kernel_distance(torch.randn(400, 8, generator=gen), torch.randn(300, 8, generator=gen))
+        for _ in range(5)
+    ]
+    shifted = metrics.kernel_distance(torch.randn(400, 8, generator=gen), 0.5 + torch.randn(300, 8, generator=gen))
+    assert max(abs(v) for v in same) < 0.02
+    assert min(same) < 0  # unbiased: it scatters around 0 rather than staying above it
+    assert shifted > 0.5  # 1.18 seen; the draws of one distribution within 0.009 of 0
+
+
+def test_kernel_distance_averages_over_subsets_when_a_set_is_larger(gen):
+    x = torch.randn(60, 4, generator=gen, dtype=torch.float64)
+    y = 1.0 + torch.randn(40, 4, generator=gen, dtype=torch.float64)
+    mean, std = metrics.kernel_distance(
+        x, y, subsets=20, subset_size=30, return_std=True, generator=torch.Generator().manual_seed(1)
+    )
+    again = metrics.kernel_distance(x, y, subsets=20, subset_size=30, generator=torch.Generator().manual_seed(1))
+    assert again == mean and std > 0
+    # by hand: the same draws of rows, then the unbiased estimate of each pair of subsets
+    g = torch.Generator().manual_seed(1)
+    values = [_mmd2_by_loops(x[torch.randperm(60, generator=g)[:30]], y[torch.randperm(40, generator=g)[:30]])]
+    values += [
+        _mmd2_by_loops(x[torch.randperm(60, generator=g)[:30]], y[torch.randperm(40, generator=g)[:30]])
+        for _ in range(19)
+    ]
+    assert mean == pytest.approx(np.mean(values), rel=1e-10)
+    assert std == pytest.approx(np.std(values, ddof=1), rel=1e-8)
+
+
+# ---------------------------------------------------------------- precision and recall
+def test_precision_recall_by_hand():
+    # k = 1 radii of the real points 0, 1, 3, 6: 1, 1, 2, 3; of the fakes -1.5, 2, 10: 3.5, 3.5, 8
+    real = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
+    fake = torch.tensor([[-1.5], [2.0], [10.0]])
+    precision, recall = metrics.precision_recall(real, fake, k=1)
+    assert precision == pytest.approx(1 / 3)  # only 2 lies in a real ball (that of 1, on its edge)
+    assert recall == 1.0  # 0, 1 and 3 lie in the balls of -1.5 and 2; 6 in that of 10
+
+
+def _clusters(gen, centres, n_each):
+    centres = torch.tensor(centres, dtype=torch.float64)
+    return torch.cat([c + torch.randn(n_each, centres.shape[1], generator=gen, dtype=torch.float64) for c in centres])
+
+
+CORNERS = [[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]]
+
+
+def test_precision_recall_of_identical_sets_is_one(gen):
+    real = _clusters(gen, CORNERS, 50)
+    assert metrics.precision_recall(real, real.clone()) == (1.0, 1.0)
+
+
+def test_precision_recall_of_samples_that_cover_half_of_the_modes(gen):
+    real = _clusters(gen, CORNERS, 200)
+    fake = _clusters(gen, CORNERS[:2], 400)  # the same clusters, two of the four
+    precision, recall = metrics.precision_recall(real, fake, k=3)
+    assert precision > 0.9
+    assert 0.42 < recall <= 0.5
+
+
+def test_precision_of_samples_far_from_the_data_is_zero(gen):
+    real = _clusters(gen, CORNERS, 50)
+    far = _clusters(gen, [[100.0, 100.0]], 50)
+    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+
+
+# ---------------------------------------------------------------- the classifier and sample_quality
+def test_digits_classifier_shapes_and_input_kinds():
+    clf = metrics.DigitsClassifier(channels=4, feature_dim=6).eval()
+    x = data.digits("val")[:5]
+    assert clf.features(x).shape == (5, 6) and clf(x).shape == (5, 10)
+    assert torch.equal(clf.features(x), clf.features(x.float()))  # levels or floats on their scale
+    assert (clf.features(x) >= 0).all()  # after a ReLU
+
+
+def test_shift_moves_each_image_by_at_most_one_pixel():
+    x = torch.rand(200, 64)
+    out = metrics._shift(x, 1).view(200, 8, 8)
+    padded = torch.nn.functional.pad(x.view(200, 8, 8), (1, 1, 1, 1))
+    crops = [padded[:, r : r + 8, c : c + 8] for r in range(3) for c in range(3)]
+    match = torch.stack([(out == crop).flatten(1).all(1) for crop in crops], 1)  # (200, 9)
+    assert (match.sum(1) == 1).all()  # each image is exactly one of the nine shifted copies
+    assert (match.sum(0) > 5).all()  # and every shift happens
+
+
+def test_digits_classifier_is_deterministic_and_leaves_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    a = metrics.digits_classifier(0, epochs=10, channels=8, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = metrics.digits_classifier(0, epochs=10, channels=8, progress=False)
+    for (k, u), v in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(u, v), k
+    assert not a.training
+    x, y = data.digits("val", labels=True)
+    assert a.accuracy(x, y) > 0.8  # 0.87 after 10 epochs (the full recipe: about 0.99)
+
+
+def test_to_levels_rounds_and_clips():
+    x = torch.tensor([[-3.0, 0.2, 0.7, 7.6, 15.5, 16.4, 30.0]])
+    assert torch.equal(metrics.to_levels(x), torch.tensor([[0, 0, 1, 8, 16, 16, 16]]))
+    assert metrics.to_levels(x).dtype == torch.long
+
+
+def test_sample_quality_is_the_metrics_of_the_classifiers_features():
+    clf = metrics.DigitsClassifier(channels=4, feature_dim=6).eval()
+    ref, samples = data.digits("val")[:100], data.digits("test")[:80]
+    q = metrics.sample_quality(samples, ref, clf)
+    fs, fr = clf.features(samples), clf.features(ref)
+    assert q["fd"] == pytest.approx(metrics.frechet_distance(fs, fr), rel=1e-9)
+    assert q["kid"] == pytest.approx(metrics.kernel_distance(fs, fr), rel=1e-9)
+    assert (q["precision"], q["recall"]) == metrics.precision_recall(fr, fs)
+    same = metrics.sample_quality(ref, ref, clf)
+    assert same["fd"] == pytest.approx(0.0, abs=1e-9) and same["precision"] == same["recall"] == 1.0
+
+
+# ---------------------------------------------------------------- bad input
+FEATS = torch.randn(10, 3)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: metrics.frechet_distance(FEATS[:1], FEATS), "feats_a must have at least 2 rows"),
+        (lambda: metrics.frechet_distance(FEATS, FEATS[:, :2]), r"feats_b must have the feature dimension .* \(3\)"),
+        (lambda: metrics.frechet_distance(FEATS[0], FEATS), r"feats_a must be a tensor of shape \(N, F\)"),
+        (lambda: metrics.frechet_distance(FEATS, FEATS.numpy()), "feats_b must be a tensor"),
+        (lambda: metrics.frechet_distance(FEATS, torch.full((4, 3), math.nan)), "feats_b contains NaN"),
+        (lambda: metrics.frechet_distance(FEATS, FEATS > 0), "feats_b must be a real-valued tensor"),
+        (lambda: metrics.kernel_distance(FEATS, FEATS[:, :1]), "feats_b must have the feature dimension"),
+        (lambda: metrics.kernel_distance(FEATS, FEATS, subsets=0), "subsets must be an int >= 1"),
+        (lambda: metrics.kernel_distance(FEATS, FEATS, subset_size=1), "subset_size must be an int >= 2"),
+        (lambda: metrics.kernel_distance(FEATS, torch.full((4, 3), math.inf)), "feats_b contains NaN or infinite"),
+        (lambda: metrics.precision_recall(FEATS, FEATS, k=0), "k must be an int >= 1"),
+        (lambda: metrics.precision_recall(FEATS[:3], FEATS, k=3), "real_feats must have at least 4 rows"),
+        (lambda: metrics.precision_recall(FEATS, FEATS[:3], k=3), "fake_feats must have at least 4 rows"),
+        (lambda: metrics.precision_recall(FEATS, FEATS[:, :2]), "fake_feats must have the feature dimension"),
+        (lambda: metrics.to_levels(torch.zeros(2, 3, dtype=torch.long)), "x must be a floating-point tensor"),
+        (lambda: metrics.to_levels(torch.full((2, 3), math.nan)), "x contains NaN"),
+        (lambda: metrics.DigitsClassifier(feature_dim=0), "feature_dim must be an int >= 1"),
+        (lambda: metrics.DigitsClassifier(max_shift=8), r"max_shift must be an int in 0\.\.7"),
+        (lambda: metrics.DigitsClassifier().features(torch.full((2, 64), 16.5)), r"x must hold values in \[0, 16\]"),
+        (lambda: metrics.DigitsClassifier().features(torch.zeros(2, 63)), r"x must be a tensor of shape \(B, 64\)"),
+        (lambda: metrics.DigitsClassifier().loss(torch.zeros(2, 64), torch.tensor([0, 10])), "y must hold digit"),
+        (lambda: metrics.digits_classifier(epochs=0), "epochs must be an int >= 1"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+DIGITS = torch.randint(0, 17, (8, 64))
+
+
+@pytest.mark.parametrize(
+    "samples, reference, classifier, match",
+    [
+        (DIGITS.float(), DIGITS, None, "samples must be a LongTensor .* got dtype torch.float32: .*to_levels"),
+        (DIGITS, DIGITS.double(), None, "reference must be a LongTensor"),
+        (DIGITS + 1, DIGITS, None, "samples must hold levels 0..16, found 17"),
+        (DIGITS, DIGITS[:, :63], None, r"reference must be an integer tensor of shape \(B, 64\)"),
+        (DIGITS, DIGITS, torch.nn.Linear(64, 10), "classifier must be a metrics.DigitsClassifier"),
+        (DIGITS[:3], DIGITS, None, "fake_feats must have at least 4 rows"),
+    ],
+)
+def test_sample_quality_bad_input_raises(samples, reference, classifier, match):
+    classifier = metrics.DigitsClassifier(channels=2, feature_dim=3) if classifier is None else classifier
+    with pytest.raises(ValueError, match=match):
+        metrics.sample_quality(samples, reference, classifier)
