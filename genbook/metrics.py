@@ -48,6 +48,7 @@ __all__ = [
     "kernel_distance",
     "precision_recall",
     "sample_quality",
+    "class_histogram",
 ]
 
 _SIDE = 8  # the digits are 8 x 8 images, flattened row by row to 64 pixels
@@ -312,17 +313,31 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     return max(float(fd), 0.0)
 
 
-def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The unbiased estimate of MMD^2 with ``k(u, v) = (u . v / F + 1)^3`` from ``x (m, F)``, ``y (n, F)``:
-    the means of ``k`` over pairs of distinct rows within each set minus twice its mean across sets."""
-    d = x.shape[1]
+def _kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``k(u, v) = (u . v / F + 1)^3`` for every pair of rows, ``(m, F), (n, F) -> (m, n)``."""
+    return (u @ v.T / u.shape[1] + 1) ** 3
 
-    def within(u: torch.Tensor) -> torch.Tensor:
-        k = (u @ u.T / d + 1) ** 3
-        n = u.shape[0]
-        return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
 
-    return float(within(x) + within(y) - 2 * ((x @ y.T / d + 1) ** 3).mean())
+def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, *, jackknife: bool = False) -> tuple[float, float]:
+    """The unbiased estimate of MMD^2 with the cubic kernel from ``x (m, F)``, ``y (n, F)``: the means of
+    ``k`` over pairs of distinct rows within each set minus twice its mean across sets; and, with
+    ``jackknife``, its two-sample jackknife standard error (else 0), from the leave-one-row-out
+    estimates, each computed in closed form from the kernel matrices' row sums."""
+    m, n = x.shape[0], y.shape[0]
+    kxx, kyy, kxy = _kernel(x, x), _kernel(y, y), _kernel(x, y)
+    rx = kxx.sum(1) - kxx.diagonal()  # (m,) row sums over the other rows
+    ry = kyy.sum(1) - kyy.diagonal()
+    sx, sy, sxy = rx.sum(), ry.sum(), kxy.sum()
+    value = float(sx / (m * (m - 1)) + sy / (n * (n - 1)) - 2 * sxy / (m * n))
+    if not jackknife:
+        return value, 0.0
+    if min(m, n) < 3:
+        raise ValueError(f"the jackknife needs at least 3 rows in each set, got {m} and {n}")
+    without_x = (sx - 2 * rx) / ((m - 1) * (m - 2)) + sy / (n * (n - 1)) - 2 * (sxy - kxy.sum(1)) / ((m - 1) * n)
+    without_y = sx / (m * (m - 1)) + (sy - 2 * ry) / ((n - 1) * (n - 2)) - 2 * (sxy - kxy.sum(0)) / (m * (n - 1))
+    var = (m - 1) / m * (without_x - without_x.mean()).pow(2).sum()
+    var = var + (n - 1) / n * (without_y - without_y.mean()).pow(2).sum()
+    return value, float(var.sqrt())
 
 
 def kernel_distance(
@@ -342,9 +357,11 @@ def kernel_distance(
 
     Unbiased, so it scatters around 0 (negative values included) when both sets come from one
     distribution. When both sets have at most ``subset_size`` rows the estimate uses all of them,
-    once (no randomness; the std is then 0). Otherwise it is the mean over ``subsets`` draws of
-    ``min(subset_size, N)`` rows of each set without replacement (on the CPU, from ``generator``),
-    and the std is the spread of those draws. ``return_std=True`` returns ``(mean, std)``.
+    once (no randomness), and ``return_std=True`` returns ``(mean, se)`` with ``se`` its two-sample
+    jackknife standard error (each set needs 3 rows). Otherwise it is the mean over ``subsets``
+    draws of ``min(subset_size, N)`` rows of each set without replacement (on the CPU, from
+    ``generator``), and the second number is the spread (std) of those draws, as Binkowski et al.
+    report it: the uncertainty of one subset's estimate, a conservative one for their mean.
     """
     a = _feature_set("feats_a", feats_a)
     b = _feature_set("feats_b", feats_b, dim=a.shape[1], other="feats_a")
@@ -353,15 +370,15 @@ def kernel_distance(
     check_bool("return_std", return_std)
     _random.check_generator(generator, "cpu")
     if a.shape[0] <= subset_size and b.shape[0] <= subset_size:
-        values = [_mmd2_unbiased(a, b)]
-    else:
-        values = [
-            _mmd2_unbiased(
-                a[_random.randperm(a.shape[0], generator)[:subset_size]],
-                b[_random.randperm(b.shape[0], generator)[:subset_size]],
-            )
-            for _ in range(subsets)
-        ]
+        value, se = _mmd2_unbiased(a, b, jackknife=return_std)
+        return (value, se) if return_std else value
+    values = [
+        _mmd2_unbiased(
+            a[_random.randperm(a.shape[0], generator)[:subset_size]],
+            b[_random.randperm(b.shape[0], generator)[:subset_size]],
+        )[0]
+        for _ in range(subsets)
+    ]
     v = torch.tensor(values, dtype=torch.float64)
     mean, std = float(v.mean()), float(v.std()) if len(values) > 1 else 0.0
     return (mean, std) if return_std else mean
@@ -429,7 +446,8 @@ def sample_quality(
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """FD, KID, precision and recall of ``samples`` against the real images ``reference``, in the
-    features of ``classifier``: ``{"fd", "kid", "precision", "recall"}``.
+    features of ``classifier``: ``{"fd", "kid", "kid_se", "precision", "recall"}`` (``kid_se``: the
+    jackknife standard error of ``kid``, see :func:`kernel_distance`).
 
     Both sets are ``LongTensor (N, 64)`` of levels 0..16 (float images raise: round them with
     :func:`to_levels` or as the model defines). The features come from ``classifier`` in eval mode
@@ -448,9 +466,17 @@ def sample_quality(
     with eval_mode(classifier):
         fs, fr = classifier.features(s.to(dev)), classifier.features(r.to(dev))
     precision, recall = precision_recall(fr, fs, k=k)
-    return {
-        "fd": frechet_distance(fs, fr),
-        "kid": kernel_distance(fs, fr, generator=generator),
-        "precision": precision,
-        "recall": recall,
-    }
+    kid, kid_se = kernel_distance(fs, fr, return_std=True, generator=generator)
+    return {"fd": frechet_distance(fs, fr), "kid": kid, "kid_se": kid_se, "precision": precision, "recall": recall}
+
+
+@torch.no_grad()
+def class_histogram(samples: torch.Tensor, classifier: DigitsClassifier) -> torch.Tensor:
+    """The fraction of ``samples`` (``LongTensor (N, 64)`` of levels) that ``classifier`` assigns to each
+    digit, ``(10,)`` float64 summing to 1: a model that dropped a class shows a zero there."""
+    if not isinstance(classifier, DigitsClassifier):
+        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+    s = _levels("samples", samples)
+    with eval_mode(classifier):
+        pred = classifier(s.to(model_device(classifier))).argmax(1).cpu()
+    return torch.bincount(pred, minlength=10).double() / s.shape[0]

@@ -139,7 +139,21 @@ def test_kernel_distance_is_the_unbiased_mmd_with_the_cubic_kernel(gen):
     x = torch.randn(7, 3, generator=gen, dtype=torch.float64)
     y = 0.5 + torch.randn(5, 3, generator=gen, dtype=torch.float64)
     assert metrics.kernel_distance(x, y) == pytest.approx(_mmd2_by_loops(x, y), rel=1e-12)
-    assert metrics.kernel_distance(x, y, return_std=True) == (metrics.kernel_distance(x, y), 0.0)
+    value, se = metrics.kernel_distance(x, y, return_std=True)
+    assert value == metrics.kernel_distance(x, y)
+    # the jackknife by brute force: leave each row of either set out in turn
+    loo_x = torch.tensor([_mmd2_by_loops(torch.cat([x[:i], x[i + 1 :]]), y) for i in range(7)], dtype=torch.float64)
+    loo_y = torch.tensor([_mmd2_by_loops(x, torch.cat([y[:j], y[j + 1 :]])) for j in range(5)], dtype=torch.float64)
+    var = 6 / 7 * (loo_x - loo_x.mean()).pow(2).sum() + 4 / 5 * (loo_y - loo_y.mean()).pow(2).sum()
+    assert se == pytest.approx(var.sqrt().item(), rel=1e-9) and se > 0
+
+
+def test_kernel_distance_standard_error_matches_the_spread_over_draws(gen):
+    # 200 pairs of independent sets: the jackknife s.e. of one estimate against the std of the estimates
+    pairs = [(torch.randn(60, 4, generator=gen), 0.3 + torch.randn(50, 4, generator=gen)) for _ in range(200)]
+    values, ses = zip(*(metrics.kernel_distance(a, b, return_std=True) for a, b in pairs), strict=True)
+    spread, typical_se = torch.tensor(values).std().item(), torch.tensor(ses).median().item()
+    assert 0.7 < typical_se / spread < 1.5, (typical_se, spread)
 
 
 def test_kernel_distance_is_near_zero_for_one_distribution_and_positive_for_a_shift(gen):
@@ -256,6 +270,19 @@ def test_sample_quality_is_the_metrics_of_the_classifiers_features():
     assert (q["precision"], q["recall"]) == metrics.precision_recall(fr, fs)
     same = metrics.sample_quality(ref, ref, clf)
     assert same["fd"] == pytest.approx(0.0, abs=1e-9) and same["precision"] == same["recall"] == 1.0
+    assert q["kid_se"] == pytest.approx(metrics.kernel_distance(fs, fr, return_std=True)[1], rel=1e-9)
+
+
+def test_class_histogram_counts_the_classifiers_decisions():
+    clf = metrics.DigitsClassifier(channels=4, feature_dim=6).eval()
+    x = data.digits("val")[:50]
+    hist = metrics.class_histogram(x, clf)
+    want = torch.bincount(clf(x).argmax(1), minlength=10).double() / 50
+    assert hist.shape == (10,) and torch.equal(hist, want) and hist.sum().item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="classifier must be a metrics.DigitsClassifier"):
+        metrics.class_histogram(x, None)
+    with pytest.raises(ValueError, match="samples must be a LongTensor"):
+        metrics.class_histogram(x.float(), clf)
 
 
 # ---------------------------------------------------------------- bad input
