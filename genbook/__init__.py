@@ -7,7 +7,8 @@ The core contract (see the book's introduction):
 - a random draw happens on the device of the tensor it goes with, and a ``torch.Generator``
   passed to it must live on that device (``genbook._random`` states the policy; ``fit``'s
   batch order is drawn on the CPU);
-- :func:`fit` trains any model that defines ``loss(batch)``;
+- :func:`fit` trains any model that defines ``loss(batch)``, or ``training_step(batch, step)``
+  with ``configure_optimizers(lr)`` (a GAN: two networks, two optimisers);
 - :func:`save` / :func:`load` store a model as ``state_dict`` + constructor arguments.
 """
 

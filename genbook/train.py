@@ -25,7 +25,8 @@ Batch = torch.Tensor | tuple[torch.Tensor, ...]
 class History:
     """What :func:`fit` measured: losses per step and per evaluation, timing, the best point."""
 
-    train_loss: list[float] = field(default_factory=list)  # one per optimiser step
+    train_loss: list[float] = field(default_factory=list)  # one per optimiser step (models with loss)
+    losses: dict[str, list[float]] = field(default_factory=dict)  # models with training_step: each loss, per step
     val_loss: list[float] = field(default_factory=list)  # one per evaluation
     val_step: list[int] = field(default_factory=list)  # the step of each evaluation
     best_step: int | None = None
@@ -36,7 +37,9 @@ class History:
 
     @property
     def steps(self) -> int:
-        return len(self.train_loss)
+        if self.train_loss or not self.losses:
+            return len(self.train_loss)
+        return len(next(iter(self.losses.values())))
 
 
 def _as_tuple(data: Batch, name: str) -> tuple[torch.Tensor, ...]:
@@ -136,14 +139,47 @@ class EarlyStopping:
 
 
 def _nonfinite_loss(
-    loss: torch.Tensor, step: int, total: int, per_epoch: int, train_loss: list[float]
+    loss: torch.Tensor | float, step: int, total: int, per_epoch: int, train_loss: list[float], name: str = "loss"
 ) -> FloatingPointError:
-    """The error for a NaN or infinite ``loss`` at ``step`` (counted from 1), with the last finite loss."""
+    """The error for a NaN or infinite ``loss`` (called ``name``) at ``step`` (counted from 1), with the
+    last finite value of that loss."""
     return FloatingPointError(
-        f"loss became {loss.item()} at step {step} of {total} "
-        f"(epoch {(step - 1) // per_epoch + 1}); last finite loss "
-        f"{train_loss[-1] if train_loss else 'none'}. Try a lower lr or grad_clip."
+        f"{name} became {loss.item() if isinstance(loss, torch.Tensor) else loss} at step {step} of {total} "
+        f"(epoch {(step - 1) // per_epoch + 1}); last finite {name} "
+        f"{train_loss[-1] if train_loss else 'none'}. Try a lower lr"
+        f"{' or grad_clip' if name == 'loss' else ''}."
     )
+
+
+def _record_step_losses(losses, step: int, total: int, per_epoch: int, hist: History) -> None:
+    """Record the losses returned by ``training_step`` at ``step`` (counted from 1) in ``hist.losses``,
+    as floats; a ``FloatingPointError`` names the first that is not finite."""
+    if not isinstance(losses, dict) or not losses or not all(isinstance(k, str) for k in losses):
+        raise TypeError(f"training_step must return a non-empty dict of named losses, got {type(losses).__name__}")
+    values = {k: float(v) for k, v in losses.items()}
+    for name, v in values.items():
+        if not math.isfinite(v):
+            raise _nonfinite_loss(v, step, total, per_epoch, hist.losses.get(name, []), name)
+    for name, v in values.items():
+        hist.losses.setdefault(name, []).append(v)
+
+
+def _check_own_optimisation(model: nn.Module, val, **settings) -> None:
+    """Refuse ``fit``'s optimiser settings (and ``val`` without ``model.loss``) for a model that trains
+    itself through ``training_step``."""
+    name = type(model).__name__
+    defaults = dict(weight_decay=0.0, grad_clip=None, optimizer="adamw", momentum=0.0)
+    for key, default in defaults.items():
+        if settings[key] != default:
+            raise ValueError(
+                f"{key}={settings[key]!r} does not apply to {name}, which supplies training_step and its own "
+                f"optimisers (configure_optimizers); leave {key} at {default!r}"
+            )
+    if val is not None and not callable(getattr(model, "loss", None)):
+        raise ValueError(
+            f"val needs a validation loss, and {name} (trained through training_step) defines no loss(batch); "
+            f"measure it with a callback instead"
+        )
 
 
 def fit(
@@ -180,6 +216,29 @@ def fit(
     1), e.g. to record a metric the loss does not show.
     Raises ``FloatingPointError`` naming the step when the loss stops being finite.
     The parts, each usable alone: :func:`configure_optimizer`, :func:`get_lr`, :class:`EarlyStopping`.
+
+    **Models that train themselves.** A model without a likelihood to minimise (a GAN, with two
+    networks and two optimisers) defines instead
+
+    - ``configure_optimizers(lr) -> list[torch.optim.Optimizer]``, which ``fit`` calls once, at
+      the start of every call (fresh optimiser state, as for any other model), with its ``lr``;
+      the model keeps the optimisers and may give each its own learning rate (a multiple of
+      ``lr``);
+    - ``training_step(batch, step) -> dict[str, Tensor | float]``, which ``fit`` calls once per
+      step instead of ``loss``: it computes its losses, calls ``backward`` and steps its own
+      optimisers, and returns the losses by name. ``batch`` has the form of ``train`` (one
+      tensor, or a tuple); ``step`` counts the steps already taken (from 0).
+
+    Everything else stays here: the batches, the step count, the progress bar, the
+    ``callback``, ``schedule`` (applied to every parameter group of every optimiser, as a
+    multiple of the group's own starting learning rate), the history (``History.losses``: one
+    list per returned name; ``train_loss`` stays empty) and the ``FloatingPointError`` that
+    names the step and the loss that stopped being finite (checked after the step's updates,
+    since the model makes them). ``weight_decay``, ``grad_clip``, ``optimizer`` and ``momentum``
+    are the model's business and are refused. ``val`` needs a validation loss: it is accepted
+    only if the model also defines ``loss(batch)``, which :func:`evaluate` then averages for
+    early stopping as for any model; a GAN has none (its losses measure the two players
+    against each other, not the model against the data), so ``fit`` refuses ``val`` for it.
     """
     if (epochs is None) == (steps is None):
         raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
@@ -196,6 +255,11 @@ def fit(
     check_float("momentum", momentum, ge=0, lt=1)
     if momentum and optimizer != "sgd":
         raise ValueError(f"momentum={momentum!r} applies only to optimizer='sgd' (AdamW keeps its own moments)")
+    own_step = callable(getattr(model, "training_step", None))
+    if own_step:
+        _check_own_optimisation(
+            model, val, weight_decay=weight_decay, grad_clip=grad_clip, optimizer=optimizer, momentum=momentum
+        )
     train_parts = _as_tuple(train, "train")
     val_parts = _as_tuple(val, "val") if val is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -208,7 +272,11 @@ def fit(
     total = steps if steps is not None else epochs * per_epoch
     eval_every = eval_every or per_epoch
     show = _progress_default() if progress is None else progress
-    opt = configure_optimizer(params, optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    if own_step:
+        groups = [g for o in model.configure_optimizers(lr) for g in o.param_groups]
+        base_lrs = [g["lr"] for g in groups]  # the schedule scales each group's own learning rate
+    else:
+        opt = configure_optimizer(params, optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
     hist = History()
     stopper = EarlyStopping(hist, patience)
     train_parts = tuple(p.to(dev) for p in train_parts)
@@ -217,36 +285,45 @@ def fit(
     t0 = time.perf_counter()
     model.train()
     step, seen = 0, 0
-    while step < total:
-        order = _random.randperm(n, generator).to(dev)  # on the CPU: the same batches on every device
-        for i in range(0, n, batch_size):
-            if step == total:
-                break
-            idx = order[i : i + batch_size]
-            loss = model.loss(*(p[idx] for p in train_parts))
-            if not torch.isfinite(loss):
-                bar.close()
-                raise _nonfinite_loss(loss, step + 1, total, per_epoch, hist.train_loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, grad_clip)
-            for group in opt.param_groups:  # set before every step: the schedule is a function of the step
-                group["lr"] = get_lr(step, total, lr=lr, schedule=schedule)
-            opt.step()
-            step += 1
-            seen += idx.numel()
-            hist.train_loss.append(loss.item())
-            bar.update(1)
-            if callback is not None:
-                callback(step)
-            if val_parts is not None and (step % eval_every == 0 or step == total):
-                v = evaluate(model, val_parts, batch_size=max(batch_size, 1024))
-                bar.set_postfix(loss=f"{hist.train_loss[-1]:.4g}", val=f"{v:.4g}")
-                if stopper.update(model, step, v):
-                    total = step  # ends the epoch loop as well
+    try:
+        while step < total:
+            order = _random.randperm(n, generator).to(dev)  # on the CPU: the same batches on every device
+            for i in range(0, n, batch_size):
+                if step == total:
                     break
-    bar.close()
+                idx = order[i : i + batch_size]
+                batch = tuple(p[idx] for p in train_parts)
+                if own_step:
+                    for group, base in zip(groups, base_lrs):  # set before the model's updates, as below
+                        group["lr"] = get_lr(step, total, lr=base, schedule=schedule)
+                    losses = model.training_step(batch if len(batch) > 1 else batch[0], step)
+                    _record_step_losses(losses, step + 1, total, per_epoch, hist)
+                else:
+                    loss = model.loss(*batch)
+                    if not torch.isfinite(loss):
+                        raise _nonfinite_loss(loss, step + 1, total, per_epoch, hist.train_loss)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if grad_clip is not None:
+                        nn.utils.clip_grad_norm_(params, grad_clip)
+                    for group in opt.param_groups:  # set before every step: the schedule is a function of the step
+                        group["lr"] = get_lr(step, total, lr=lr, schedule=schedule)
+                    opt.step()
+                    hist.train_loss.append(loss.item())
+                step += 1
+                seen += idx.numel()
+                bar.update(1)
+                if callback is not None:
+                    callback(step)
+                if val_parts is not None and (step % eval_every == 0 or step == total):
+                    v = evaluate(model, val_parts, batch_size=max(batch_size, 1024))
+                    shown = {} if own_step else dict(loss=f"{hist.train_loss[-1]:.4g}")
+                    bar.set_postfix(**shown, val=f"{v:.4g}")
+                    if stopper.update(model, step, v):
+                        total = step  # ends the epoch loop as well
+                        break
+    finally:
+        bar.close()
     stopper.restore_best(model)
     model.eval()
     hist.seconds = time.perf_counter() - t0

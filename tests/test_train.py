@@ -441,3 +441,162 @@ def test_bad_optimizer_schedule_or_momentum_raise(kwargs, word):
     with pytest.raises(ValueError, match=word):
         fit(model, torch.randn(10, dtype=torch.float64), steps=1, progress=False, **kwargs)
     assert model.mu.item() == 0.5  # raised before training
+
+
+# ---------------------------------------------------------------- models that train themselves (training_step)
+class TwoPlayers(nn.Module):
+    """Two scalars with their own SGD optimisers (b's learning rate twice a's): a descends
+    (a - x)^2, b ascends -(b - x)^2, one update each per step; records what fit passed."""
+
+    def __init__(self, nan_at=None):
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.b = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.nan_at, self.steps, self.batches, self.configured = nan_at, [], [], []
+
+    def configure_optimizers(self, lr):
+        self.configured.append(lr)
+        self.opts = [torch.optim.SGD([self.a], lr=lr), torch.optim.SGD([self.b], lr=2 * lr)]
+        return self.opts
+
+    def training_step(self, batch, step):
+        self.steps.append(step)
+        self.batches.append(batch)
+        x = batch if isinstance(batch, torch.Tensor) else batch[0]
+        out = {}
+        for name, p, opt in (("a_loss", self.a, self.opts[0]), ("b_loss", self.b, self.opts[1])):
+            loss = ((p - x) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out[name] = loss.detach()
+        if self.nan_at == step + 1:
+            out["b_loss"] = float("nan")
+        out["b_loss"] = float(out["b_loss"])  # a float is accepted as well as a tensor
+        return out
+
+
+def test_training_step_replaces_loss_and_each_loss_is_recorded():
+    x = torch.tensor([1.0, 3.0], dtype=torch.float64)  # mean 2
+    model = TwoPlayers()
+    hist = fit(model, x, steps=5, batch_size=2, lr=0.1, progress=False)
+    assert model.configured == [0.1] and model.steps == [0, 1, 2, 3, 4]
+    assert all(isinstance(b, torch.Tensor) for b in model.batches)  # one tensor in, one tensor per batch
+    assert hist.steps == 5 and hist.train_loss == [] and list(hist.losses) == ["a_loss", "b_loss"]
+    # by hand: gradient descent on mean (p - x)^2 = (p - 2)^2 + 1 with steps 0.1 and 0.2
+    a, b, want_a, want_b = 0.0, 0.0, [], []
+    for _ in range(5):
+        want_a.append((a - 2) ** 2 + 1)
+        want_b.append((b - 2) ** 2 + 1)
+        a, b = a + 0.1 * 2 * (2 - a), b + 0.2 * 2 * (2 - b)
+    assert hist.losses["a_loss"] == pytest.approx(want_a, abs=1e-12)
+    assert hist.losses["b_loss"] == pytest.approx(want_b, abs=1e-12)
+    assert model.a.item() == pytest.approx(a, abs=1e-12) and model.b.item() == pytest.approx(b, abs=1e-12)
+    assert not model.training
+
+
+def test_training_step_gets_tuple_batches_for_tuple_data_and_fresh_optimisers_each_fit():
+    model = TwoPlayers()
+    x = torch.randn(6, dtype=torch.float64)
+    fit(model, (x, 2 * x), epochs=1, batch_size=4, lr=0.1, progress=False)
+    fit(model, (x, 2 * x), steps=1, batch_size=4, lr=0.05, progress=False)
+    assert [len(b) for b in model.batches] == [2, 2, 2]
+    assert torch.equal(model.batches[0][1], 2 * model.batches[0][0])
+    assert model.configured == [0.1, 0.05] and model.steps == [0, 1, 0]
+
+
+def test_linear_schedule_scales_each_optimisers_own_lr():
+    model = TwoPlayers()
+    lrs = []
+    fit(
+        model,
+        torch.ones(4, dtype=torch.float64),
+        steps=4,
+        batch_size=4,
+        lr=0.1,
+        schedule="linear",
+        progress=False,
+        callback=lambda step: lrs.extend(o.param_groups[0]["lr"] for o in model.opts),
+    )
+    assert lrs == pytest.approx([r * (1 - s / 4) for s in range(4) for r in (0.1, 0.2)], abs=1e-15)
+
+
+def test_nonfinite_training_step_loss_names_the_loss_and_the_step():
+    with pytest.raises(FloatingPointError, match=r"^b_loss became nan at step 3 of 10 \(epoch 2\); last finite b_loss"):
+        fit(TwoPlayers(nan_at=3), torch.randn(4, dtype=torch.float64), steps=10, batch_size=2, progress=False)
+
+
+def test_training_step_must_return_named_losses():
+    class Silent(TwoPlayers):
+        def training_step(self, batch, step):
+            super().training_step(batch, step)
+            return 0.5
+
+    with pytest.raises(TypeError, match="training_step must return a non-empty dict of named losses, got float"):
+        fit(Silent(), torch.randn(4, dtype=torch.float64), steps=2, batch_size=2, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(grad_clip=1.0), "grad_clip"),
+        (dict(weight_decay=0.1), "weight_decay"),
+        (dict(optimizer="sgd"), "optimizer"),
+        (dict(momentum=0.5), "momentum"),
+        (dict(val=torch.randn(4, dtype=torch.float64)), "val"),
+    ],
+)
+def test_training_step_models_refuse_fits_optimiser_settings_and_val_without_loss(kwargs, word):
+    model = TwoPlayers()
+    with pytest.raises(ValueError, match=f"^{word}"):
+        fit(model, torch.randn(4, dtype=torch.float64), steps=1, progress=False, **kwargs)
+    assert model.steps == [] and model.a.item() == 0.0
+
+
+def test_training_step_model_with_a_loss_gets_validation_and_early_stopping():
+    class Judged(TwoPlayers):
+        def loss(self, x):  # only for validation: fit trains through training_step
+            return ((self.a - x) ** 2).mean()
+
+    model = Judged()
+    train = 0.1 * torch.randn(8, dtype=torch.float64)
+    val = 0.05 + 0.1 * torch.randn(8, dtype=torch.float64)
+    hist = fit(model, train, val=val, steps=40, batch_size=8, lr=0.3, eval_every=2, progress=False)
+    assert hist.val_step == list(range(2, 41, 2)) and len(hist.losses["a_loss"]) == 40
+    assert evaluate(model, val) == pytest.approx(hist.best_val, abs=1e-12)
+
+
+def test_loss_models_take_exactly_the_hand_written_adamw_steps():
+    # the loop every other model relies on, written out: same batches, fused AdamW, clipping, linear schedule
+    data = torch.randn(20, dtype=torch.float64)
+    model = Gaussian1D(mu=0.3)
+    hist = fit(
+        model,
+        data,
+        steps=7,
+        batch_size=8,
+        lr=0.05,
+        grad_clip=0.5,
+        schedule="linear",
+        progress=False,
+        generator=torch.Generator().manual_seed(4),
+    )
+    ref = Gaussian1D(mu=0.3)
+    params = list(ref.parameters())
+    opt = torch.optim.AdamW(params, lr=0.05, weight_decay=0.0, fused=True)
+    gen, losses, step = torch.Generator().manual_seed(4), [], 0
+    while step < 7:
+        order = torch.randperm(20, generator=gen)
+        for i in range(0, 20, 8):
+            if step == 7:
+                break
+            loss = ref.loss(data[order[i : i + 8]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 0.5)
+            opt.param_groups[0]["lr"] = 0.05 * (1 - step / 7)
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+    assert hist.train_loss == losses and hist.losses == {}
+    assert torch.equal(model.mu, ref.mu) and torch.equal(model.log_sigma, ref.log_sigma)
