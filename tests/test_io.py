@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, linear, metrics, rbm, vae
+from genbook import autoregressive, flows, gan, linear, metrics, rbm, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -228,10 +228,26 @@ ROUND_TRIP = {
         dict(channels=3, feature_dim=5, dropout=0.1, max_shift=2),
         lambda m: (m(_levels(17, 64)), m.features(16 * torch.rand(6, 64))),
     ),
+    gan.GAN: (
+        dict(
+            kind="levels",
+            dim=4,
+            levels=5,
+            latent=3,
+            hidden=6,
+            layers=1,
+            generator_loss="minimax",
+            lr_ratio=2.0,
+            beta1=0.6,
+            r1=0.5,
+        ),
+        lambda m: (m.d(_levels(5, 4)), m.sample(6)),
+    ),
 }
 # classes whose arguments cannot all leave their defaults at once: a second case for the rest
 MORE_ROUND_TRIP = {
     vae.VAE: (dict(dim=4, latent=2, hidden=5, levels=3, context=1), lambda m: m.elbo(_levels(3, 4))),
+    gan.GAN: (dict(dim=3, latent=4, hidden=5, layers=2), lambda m: (m.d(_points(3)), m.sample(6))),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
@@ -272,7 +288,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 20
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 21
 
 
 def _cases() -> list[tuple[type, int]]:
