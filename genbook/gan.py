@@ -34,7 +34,7 @@ GENERATOR_LOSSES = ("non_saturating", "minimax")
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """``-V(D, G)`` estimated on one batch: ``-mean ln D(x) - mean ln(1 - D(g(z)))``, a scalar in nats
-    (the cross-entropy of the labels real = 1, generated = 0: the slides' ``E_GAN``).
+    (the cross-entropy of the labels real = 1, generated = 0: the slides' ``E_GAN``, eq. ``eq-gan-error``).
 
     ``real_logits (B,)`` and ``fake_logits (B',)`` are the discriminator's logits on data and on
     generated points. Its minimum over ``D`` for fixed densities is at ``D* = p_data / (p_data + p_g)``."""
@@ -48,8 +48,8 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> t
     ``V(D, G)``. Its derivative in the logit is ``-D(g(z))``, which vanishes when the
     discriminator rejects the samples with confidence (``D -> 0``), early in training.
 
-    ``"non_saturating"``: ``-mean ln D(g(z)) = mean softplus(-l)``. It has the same fixed point
-    (both push ``D(g(z))`` up), but its derivative in the logit is ``-(1 - D(g(z)))``, close to
+    ``"non_saturating"``: ``-mean ln D(g(z)) = mean softplus(-l)`` (eq. ``eq-gan-nonsaturating``). It has
+    the same fixed point (both push ``D(g(z))`` up), but its derivative in the logit is ``-(1 - D(g(z)))``, close to
     ``-1`` exactly where the minimax loss gives nothing.
     """
     check_choice("kind", kind, GENERATOR_LOSSES)

@@ -289,7 +289,7 @@ def _psd_sqrt(c: torch.Tensor) -> torch.Tensor:
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     """The Frechet distance between the Gaussians fitted to two feature sets (Heusel et al. 2017),
 
-    ``||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2})``,
+    ``||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2})`` (eq. ``eq-frechet``),
 
     with the sample means and the unbiased sample covariances of ``feats_a (N_a, F)`` and
     ``feats_b (N_b, F)`` (``N >= 2`` each; ``N < F`` is allowed, the covariance is then singular).
@@ -351,7 +351,7 @@ def kernel_distance(
 ) -> float | tuple[float, float]:
     """The kernel distance, KID (Binkowski et al. 2018): the unbiased estimate of the squared maximum
     mean discrepancy between two feature sets ``(N_a, F)``, ``(N_b, F)`` under the cubic polynomial
-    kernel ``k(u, v) = (u . v / F + 1)^3``,
+    kernel ``k(u, v) = (u . v / F + 1)^3`` (eq. ``eq-kid``),
 
     ``MMD^2 = mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)``.
 
@@ -408,7 +408,8 @@ def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019) of samples against real data, in features.
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of samples against real data, in features
+    (eq. ``eq-precision-recall``).
 
     The real manifold is the union of the balls centred at the real features ``(N_r, F)``, each
     with the radius of its ``k``-th nearest real neighbour; precision is the fraction of the fake

@@ -51,6 +51,7 @@ SEARCHES = {
     "autoregressive": r"book/\d+_autoregressive\.html",
     "coupling": r"book/\d+_flows\.html",
     "ELBO": r"book/\d+_autoencoders\.html",
+    "discriminator": r"book/\d+_gans\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
