@@ -142,6 +142,22 @@ class Diffusion(Configurable, nn.Module):
     coordinates) at a uniform ``t``; ``"elbo"`` is a one-draw unbiased estimate of :meth:`nll_bound`'s
     total: the prior term plus ``T`` times the term of a uniform step ``t`` (the reconstruction term for
     ``t = 1``, the KL for ``t >= 2``).
+
+    Recipes measured on one CPU thread, seed 0, ``fit(..., batch_size=..., schedule="linear")``, the
+    bound with one draw of ``z_t`` per step (``nll_bound`` with every step):
+
+    - eight Gaussians (``data.toy("8gaussians")``, 20 000 training points): the defaults with ``T=1000``
+      (Ho et al.'s ``beta`` from ``1e-4`` to ``0.02``), ``steps=20000``, ``batch_size=256``, ``lr=2e-3``, in
+      about 60 s: bound 1.75 +- 0.04 nats on 2000 held-out points, where their exact NLL is 1.71 and the
+      toy's entropy 1.70; 97% of samples within 3 standard deviations of a centre, every mode 12-13%.
+      With ``T=100`` and the cosine schedule (40 s) the bound was 2.07.
+    - digits: ``kind="levels", dim=64, T=400, beta_1=0.01, beta_T=0.05, hidden=512``, ``steps=16000``,
+      ``batch_size=128``, ``lr=1e-3``, in about 100 s: validation bound 122.4 +- 1.1 nats per image
+      (diffusion 69.8, reconstruction 52.6, prior 0.0); the KL of step 2 alone is 17 nats. With
+      ``beta_1=1e-4`` (the decoder's bins then hold almost all the mass, and the first diffusion steps
+      pay instead) the bound was about 200 nats after 12 000 steps; ``variance="posterior"`` did worse
+      than ``"beta"`` on the digits; the cosine schedule's last steps (``beta_t`` up to 0.999) cost
+      hundreds of nats with this network.
     """
 
     def __init__(
