@@ -94,6 +94,10 @@ def discretized_gaussian_log_prob(
     the first bin reaches down to ``-inf`` and the last up to ``+inf``, so the probabilities of the
     ``levels`` bins sum to 1 for any mean. Elementwise (no sum); ``x``, ``mean`` and ``std`` broadcast."""
     check_int("levels", levels, min=2)
+    if x.is_floating_point() or x.dtype == torch.bool:
+        raise ValueError(f"x must hold integer levels 0..{levels - 1}, got dtype {x.dtype}")
+    if x.numel() and (x.min() < 0 or x.max() >= levels):
+        raise ValueError(f"x must hold levels 0..{levels - 1}, found {x[(x < 0) | (x >= levels)][0].item()}")
     c = 2 * x.to(mean.dtype) / (levels - 1) - 1
     std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
     h = 1.0 / (levels - 1)

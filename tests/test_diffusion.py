@@ -275,3 +275,7 @@ def test_bad_inputs_name_the_argument():
         levels.nll_bound(torch.rand(2, 64))
     with pytest.raises(ValueError, match=r"n must be"):
         levels.sample(0)
+    with pytest.raises(ValueError, match=r"x must hold levels 0..16, found -1"):
+        discretized_gaussian_log_prob(torch.tensor([3, -1]), torch.zeros(2), 0.1, 17)
+    with pytest.raises(ValueError, match=r"x must hold integer levels 0..4"):
+        discretized_gaussian_log_prob(torch.tensor([0.5]), torch.zeros(1), 0.1, 5)
