@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, flows, gan, linear, metrics, rbm, vae
+from genbook import autoregressive, diffusion, flows, gan, linear, metrics, rbm, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -243,6 +243,23 @@ ROUND_TRIP = {
         ),
         lambda m: (m.d(_levels(5, 4)), m.sample(6)),
     ),
+    diffusion.Diffusion: (
+        dict(
+            kind="levels",
+            dim=4,
+            levels=5,
+            T=6,
+            schedule="cosine",
+            beta_1=0.001,
+            beta_T=0.1,
+            hidden=7,
+            layers=1,
+            time_dim=4,
+            variance="posterior",
+            loss="elbo",
+        ),
+        lambda m: (m.predict_noise(_points(4), 3), m.sample(6), m.nll_bound(_levels(5, 4))["total"]),
+    ),
 }
 # classes whose arguments cannot all leave their defaults at once: a second case for the rest
 MORE_ROUND_TRIP = {
@@ -288,7 +305,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 21
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 22
 
 
 def _cases() -> list[tuple[type, int]]:
