@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import _random
-from ._checks import check_choice, check_float, check_int, check_tensor
+from ._checks import check_choice, check_float, check_int, check_points, check_tensor
 
 __all__ = [
     "DIGITS_SPLITS",
@@ -243,6 +243,17 @@ class EightGaussians(Toy2D):
     def _sample(self, n, generator):
         k = _random.randint(0, 8, (n,), generator)
         return self.centres()[k] + self.std * _random.randn((n, 2), generator, dtype=torch.float64)
+
+    def mode_shares(self, points: torch.Tensor, within: float = 3.0) -> tuple[float, torch.Tensor]:
+        """How samples ``points (N, 2)`` sit on the modes: the fraction within ``within`` standard
+        deviations of their nearest centre, and each mode's share of all ``N`` points that way,
+        ``(8,)`` float64 (a perfect sampler gives about 1/8 each for ``within=3``)."""
+        points = check_points("points", points, 2).double()
+        check_float("within", within, gt=0)
+        dist, nearest = torch.cdist(points, self.centres()).min(1)
+        near = dist < within * self.std
+        share = torch.bincount(nearest[near], minlength=8).double() / len(points)
+        return near.double().mean().item(), share
 
     def _log_prob(self, x):
         sq = torch.cdist(x, self.centres()) ** 2  # (B, 8)

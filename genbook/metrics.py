@@ -426,6 +426,11 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, *, k: i
 
 
 # ------------------------------------------------------------------ all of them, one call
+def _check_classifier(classifier) -> None:
+    if not isinstance(classifier, DigitsClassifier):
+        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+
+
 def _levels(name: str, x) -> torch.Tensor:
     """``x`` as digits of integer levels, with a pointer to :func:`to_levels` for floats."""
     if isinstance(x, torch.Tensor) and x.is_floating_point():
@@ -459,8 +464,7 @@ def sample_quality(
     held-out set has images. The number matters: FD's bias grows as the sets shrink, and a sample's
     k-NN ball shrinks as its set grows, so precision and recall change with the sizes too.
     """
-    if not isinstance(classifier, DigitsClassifier):
-        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+    _check_classifier(classifier)
     check_int("k", k)
     s, r = _levels("samples", samples), _levels("reference", reference)
     dev = model_device(classifier)
@@ -475,8 +479,7 @@ def sample_quality(
 def class_histogram(samples: torch.Tensor, classifier: DigitsClassifier) -> torch.Tensor:
     """The fraction of ``samples`` (``LongTensor (N, 64)`` of levels) that ``classifier`` assigns to each
     digit, ``(10,)`` float64 summing to 1: a model that dropped a class shows a zero there."""
-    if not isinstance(classifier, DigitsClassifier):
-        raise ValueError(f"classifier must be a metrics.DigitsClassifier, got {describe(classifier)}")
+    _check_classifier(classifier)
     s = _levels("samples", samples)
     with eval_mode(classifier):
         pred = classifier(s.to(model_device(classifier))).argmax(1).cpu()

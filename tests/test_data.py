@@ -116,6 +116,23 @@ def test_8gaussians_sample_moments(gen):
     assert float(nearest.max()) < 6 * toy.std
 
 
+def test_8gaussians_mode_shares(gen):
+    toy = data.toy("8gaussians")
+    near, share = toy.mode_shares(toy.sample(80_000, generator=gen))
+    assert abs(near - (1 - math.exp(-4.5))) < 0.003  # P(|N(0, s^2 I_2)| < 3s) = 1 - e^{-9/2}
+    assert share.shape == (8,) and abs(share.sum().item() - near) < 1e-12
+    assert ((share - near / 8).abs() < 0.006).all()
+    # all points on one centre, one far away: one mode covered, a fraction 2/3 near
+    c = toy.centres()
+    pts = torch.stack([c[2], c[2] + 0.5 * toy.std, torch.tensor([0.0, 0.0], dtype=torch.float64)])
+    near, share = toy.mode_shares(pts, within=1.0)
+    assert near == pytest.approx(2 / 3) and share[2].item() == pytest.approx(2 / 3) and share.sum() == share[2]
+    with pytest.raises(ValueError, match="points"):
+        toy.mode_shares(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="within"):
+        toy.mode_shares(pts, within=0.0)
+
+
 def test_checkerboard_visits_every_dark_square_equally(gen):
     n = 80_000
     x = data.toy("checkerboard").sample(n, generator=gen).double()
