@@ -52,6 +52,7 @@ SEARCHES = {
     "coupling": r"book/\d+_flows\.html",
     "ELBO": r"book/\d+_autoencoders\.html",
     "discriminator": r"book/\d+_gans\.html",
+    "denoising": r"book/\d+_diffusion\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
