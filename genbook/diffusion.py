@@ -181,6 +181,8 @@ class Diffusion(Configurable, nn.Module):
         time_dim: int = 32,
         variance: str = "beta",
         loss: str = "simple",
+        head: str = "noise",
+        dropout: float = 0.0,
     ):
         super().__init__()
         check_choice("kind", kind, ("points", "levels"))
@@ -195,10 +197,14 @@ class Diffusion(Configurable, nn.Module):
         check_int("time_dim", time_dim, min=2)
         check_choice("variance", variance, ("beta", "posterior"))
         check_choice("loss", loss, ("simple", "elbo"))
+        check_choice("head", head, ("noise", "levels"))
+        check_float("dropout", dropout, ge=0, lt=1)
+        if head == "levels" and kind != "levels":
+            raise ValueError(f'head="levels" needs kind="levels" (data on a grid of levels), got kind={kind!r}')
         self.kind, self.dim, self.levels, self.T, self.schedule = kind, dim, levels, T, schedule
         self.beta_1, self.beta_T = float(beta_1), float(beta_T)
         self.hidden, self.layers, self.time_dim = hidden, layers, time_dim
-        self.variance = variance
+        self.variance, self.head, self.dropout = variance, head, float(dropout)
         self.loss_kind = loss
         betas = linear_schedule(T, beta_1, beta_T) if schedule == "linear" else cosine_schedule(T)
         alphas = torch.cumprod(1 - betas, 0)
@@ -207,7 +213,10 @@ class Diffusion(Configurable, nn.Module):
         self.register_buffer("betas", betas, persistent=False)  # (T,) beta_t at t - 1
         self.register_buffer("alphas", alphas, persistent=False)  # (T,) alpha_t at t - 1
         self.register_buffer("alphas_prev", alphas_prev, persistent=False)  # (T,) alpha_{t-1} at t - 1
-        self.net = mlp(dim + time_dim, dim, hidden, layers, nn.SiLU)  # (z_t, features of t) -> eps_hat
+        n_out = dim * levels if head == "levels" else dim  # logits of each pixel's level, or eps_hat
+        self.net = mlp(dim + time_dim, n_out, hidden, layers, nn.SiLU, dropout)  # (z_t, features of t) -> n_out
+        c = torch.linspace(-1, 1, levels)  # (levels,) the values c_k of the levels
+        self.register_buffer("grid", c, persistent=False)
 
     def config(self) -> dict:
         return self._config_with(loss=self.loss_kind)
@@ -287,7 +296,32 @@ class Diffusion(Configurable, nn.Module):
 
     def _predict_noise(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)  # (B, dim + time_dim)
-        return self.net(h)
+        if self.head == "noise":
+            return self.net(h)
+        a = self._at(self.alphas, t)
+        x_hat = self._level_log_probs(z, t, self.net(h)).exp() @ self.grid.to(z.dtype)  # (B, dim)
+        return (z - a.sqrt() * x_hat) / (1 - a).sqrt()
+
+    def level_probs(self, z_t: torch.Tensor, t) -> torch.Tensor:
+        """For ``head="levels"``: the model's ``p(x_i = c_k | z_t)`` for each pixel ``i`` and level ``k``,
+        ``(B, dim, levels)``, summing to 1 over the levels. It is the softmax over ``k`` of the network's
+        logits ``l_ik(z_t, t)`` plus the exact log-likelihood of the pixel's noisy value,
+        ``ln N(z_ti; sqrt(alpha_t) c_k, 1 - alpha_t)``: at low noise the likelihood picks the level, at high
+        noise the network does. The denoised mean ``x_hat_i = sum_k p_ik c_k`` gives the noise estimate
+        ``eps_hat = (z_t - sqrt(alpha_t) x_hat) / sqrt(1 - alpha_t)`` that the rest of the model uses."""
+        if self.head != "levels":
+            raise ValueError(f'level_probs needs head="levels", got head={self.head!r}')
+        z = self._check_z(z_t)
+        t = self._check_t(t, z.shape[0])
+        h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)
+        return self._level_log_probs(z, t, self.net(h)).exp()
+
+    def _level_log_probs(self, z: torch.Tensor, t: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``ln p(x_i = c_k | z_t)``, ``(B, dim, levels)``, from the network's ``logits (B, dim * levels)``."""
+        a = self._at(self.alphas, t)[:, :, None]  # (B, 1, 1)
+        c = self.grid.to(z.dtype)
+        log_lik = -(z[:, :, None] - a.sqrt() * c).pow(2) / (2 * (1 - a))  # (B, dim, levels), up to a constant
+        return torch.log_softmax(logits.view(z.shape[0], self.dim, self.levels) + log_lik, -1)
 
     def p_mean_var(self, z_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of the reverse step ``p(z_{t-1} | z_t) = N(mu, sigma_t^2 I)`` (for ``t = 1``:
