@@ -195,12 +195,14 @@ class Diffusion(Configurable, nn.Module):
         check_int("hidden", hidden)
         check_int("layers", layers, min=0)
         check_int("time_dim", time_dim, min=2)
-        check_choice("variance", variance, ("beta", "posterior"))
+        check_choice("variance", variance, ("beta", "posterior", "levels"))
         check_choice("loss", loss, ("simple", "elbo"))
         check_choice("head", head, ("noise", "levels"))
         check_float("dropout", dropout, ge=0, lt=1)
         if head == "levels" and kind != "levels":
             raise ValueError(f'head="levels" needs kind="levels" (data on a grid of levels), got kind={kind!r}')
+        if variance == "levels" and head != "levels":
+            raise ValueError(f'variance="levels" needs head="levels", got head={head!r}')
         self.kind, self.dim, self.levels, self.T, self.schedule = kind, dim, levels, T, schedule
         self.beta_1, self.beta_T = float(beta_1), float(beta_T)
         self.hidden, self.layers, self.time_dim = hidden, layers, time_dim
@@ -295,12 +297,22 @@ class Diffusion(Configurable, nn.Module):
         return self._predict_noise(z, self._check_t(t, z.shape[0]))
 
     def _predict_noise(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)  # (B, dim + time_dim)
+        if self.head == "levels":
+            return self._network(z, t)[0]
+        return self.net(torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1))  # (B, dim)
+
+    def _network(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``eps_hat (B, dim)`` and, for ``head="levels"``, the variance of each pixel under
+        ``p(x_i | z_t)``, ``(B, dim)`` (else None)."""
         if self.head == "noise":
-            return self.net(h)
+            return self._predict_noise(z, t), None
+        h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)  # (B, dim + time_dim)
         a = self._at(self.alphas, t)
-        x_hat = self._level_log_probs(z, t, self.net(h)).exp() @ self.grid.to(z.dtype)  # (B, dim)
-        return (z - a.sqrt() * x_hat) / (1 - a).sqrt()
+        p = self._level_log_probs(z, t, self.net(h)).exp()  # (B, dim, levels)
+        c = self.grid.to(z.dtype)
+        x_hat = p @ c  # (B, dim)
+        x_var = (p @ c.pow(2) - x_hat.pow(2)).clamp(min=0)
+        return (z - a.sqrt() * x_hat) / (1 - a).sqrt(), x_var
 
     def level_probs(self, z_t: torch.Tensor, t) -> torch.Tensor:
         """For ``head="levels"``: the model's ``p(x_i = c_k | z_t)`` for each pixel ``i`` and level ``k``,
@@ -330,14 +342,18 @@ class Diffusion(Configurable, nn.Module):
         z = self._check_z(z_t)
         return self._p_mean_var(z, self._check_t(t, z.shape[0]))
 
-    def _p_mean_var(self, z, t, eps_hat=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _p_mean_var(self, z, t, eps_hat=None, x_var=None) -> tuple[torch.Tensor, torch.Tensor]:
         a, beta = self._at(self.alphas, t), self._at(self.betas, t)
-        eps_hat = self._predict_noise(z, t) if eps_hat is None else eps_hat
+        if eps_hat is None:
+            eps_hat, x_var = self._network(z, t)
         mean = (z - beta * eps_hat / (1 - a).sqrt()) / (1 - beta).sqrt()
         var = beta
-        if self.variance == "posterior":
+        if self.variance in ("posterior", "levels"):
             a_prev = self._at(self.alphas_prev, t)
-            var = torch.where(t[:, None] == 1, beta, (1 - a_prev) * beta / (1 - a))
+            var = (1 - a_prev) * beta / (1 - a)
+            if self.variance == "levels":  # + the spread of q's mean under p(x | z_t): (B, dim)
+                var = var + a_prev * beta.pow(2) / (1 - a).pow(2) * x_var
+            var = torch.where(t[:, None] == 1, beta, var)
         return mean, var
 
     def _decoder_log_prob(self, x, x0, mean, var) -> torch.Tensor:
@@ -362,8 +378,8 @@ class Diffusion(Configurable, nn.Module):
         and the noise and its estimate."""
         eps = _random.randn_like(x0, generator)
         z = self._q_sample(x0, t, eps)
-        eps_hat = self._predict_noise(z, t)
-        mean_p, var_p = self._p_mean_var(z, t, eps_hat)
+        eps_hat, x_var = self._network(z, t)
+        mean_p, var_p = self._p_mean_var(z, t, eps_hat, x_var)
         mean_q, var_q = self._q_posterior(x0, z, t)
         first = t == 1
         kl = normal_kl(mean_q, torch.where(first[:, None], 1.0, var_q), mean_p, var_p)  # t = 1: a dummy var
