@@ -183,6 +183,67 @@ def test_levels_bound_is_in_nats_per_image_and_discrete():
     torch.testing.assert_close(terms["total"], terms["prior"] + terms["diffusion"] + terms["reconstruction"])
 
 
+# ------------------------------------------------------------------ the levels head
+def test_levels_head_probabilities_and_rounding_at_low_noise(gen):
+    model = Diffusion(kind="levels", dim=64, levels=17, T=1000, head="levels").double()  # untrained
+    x = torch.randint(0, 17, (32, 64), generator=gen)
+    for t in (1, 300, 1000):
+        p = model.level_probs(model.q_sample(x, t, generator=gen), t)
+        assert p.shape == (32, 64, 17) and (p >= 0).all()
+        torch.testing.assert_close(p.sum(-1), torch.ones(32, 64, dtype=torch.float64))
+    # t = 1: sigma_1 = 0.01, an eighth of the half gap 1/16 between levels, so the likelihood of z_1 picks
+    # the level whatever the network says; x_hat is then x exactly and eps_hat the noise that was added
+    eps = torch.randn(32, 64, generator=gen, dtype=torch.float64)
+    z = model.q_sample(x, 1, eps)
+    p = model.level_probs(z, 1)
+    assert torch.equal(p.argmax(-1), x) and p.max(-1).values.min() > 1 - 1e-9
+    torch.testing.assert_close(model.predict_noise(z, 1), eps, atol=1e-6, rtol=0)
+    terms = model.nll_bound(x, n_steps=5, generator=gen)
+    assert terms["reconstruction"].max() < 1e-6  # the decoder's bin holds (almost) all its mass
+
+
+class _UniformLevels(Diffusion):
+    """The levels head with zero logits: ``p(x_i = c_k | z_t)`` is then the exact posterior of data whose
+    pixels are independent and uniform over the levels, so its denoiser is the optimal one for that data."""
+
+    def __init__(self, **kwargs):
+        super().__init__(kind="levels", head="levels", **kwargs)
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.zero_()
+
+
+def test_levels_head_bound_holds_on_uniform_levels(gen):
+    dim, levels, n = 2, 3, 1000
+    x = torch.randint(0, levels, (n, dim), generator=gen)
+    exact = dim * math.log(levels)  # -ln P(x) of the uniform levels
+    gaps = {}
+    for variance in ("posterior", "levels"):
+        model = _UniformLevels(dim=dim, levels=levels, T=100, beta_1=1e-3, beta_T=0.2, variance=variance).double()
+        total = model.nll_bound(x, generator=torch.Generator().manual_seed(1))["total"]
+        gaps[variance] = (total.mean().item() - exact, total.std().item() / math.sqrt(n))
+    # the head's posterior is Bayes' rule on the levels, pixel by pixel
+    z = model.q_sample(x, 30, generator=gen)
+    a = model.alphas[29]
+    like = torch.exp(
+        -((z[..., None] - a.sqrt() * torch.linspace(-1, 1, levels, dtype=torch.float64)) ** 2) / (2 * (1 - a))
+    )
+    p = like / like.sum(-1, keepdim=True)
+    torch.testing.assert_close(model.level_probs(z, 30), p)
+    # variance="levels": beta~_t plus (sqrt(alpha_{t-1}) beta_t / (1 - alpha_t))^2 Var[x_i | z_t]
+    c = torch.linspace(-1, 1, levels, dtype=torch.float64)
+    x_var = p @ c**2 - (p @ c) ** 2
+    a_prev, beta = model.alphas[28], model.betas[29]
+    expected = (1 - a_prev) * beta / (1 - a) + a_prev * beta**2 / (1 - a) ** 2 * x_var
+    torch.testing.assert_close(model.p_mean_var(z, 30)[1], expected)
+    assert model.p_mean_var(z, 1)[1].max().item() == pytest.approx(1e-3)  # the decoder keeps beta_1
+    for mean, se in gaps.values():
+        assert mean > -4 * se  # the bound holds
+    # the optimal head keeps it close; the moment-matched variance closes most of the gap (0.26 -> 0.03)
+    assert gaps["posterior"][0] < 0.6 and gaps["levels"][0] < 0.15
+    assert gaps["levels"][0] < gaps["posterior"][0] - 0.1
+
+
 # ------------------------------------------------------------------ the loss and sampling
 def test_simple_loss_is_the_squared_noise_error(gen):
     model = Diffusion(dim=3, T=5)
@@ -241,6 +302,11 @@ def test_oracle_samples_have_the_data_moments(gen):
         (lambda: Diffusion(schedule="quadratic"), "schedule must be"),
         (lambda: Diffusion(variance="learned"), "variance must be"),
         (lambda: Diffusion(loss="vlb"), "loss must be"),
+        (lambda: Diffusion(kind="levels", head="pixels"), "head must be"),
+        (lambda: Diffusion(kind="points", head="levels"), 'head="levels" needs kind="levels"'),
+        (lambda: Diffusion(dropout=1.0), "dropout must be"),
+        (lambda: Diffusion(kind="levels", variance="levels"), 'variance="levels" needs head="levels"'),
+        (lambda: Diffusion(kind="levels").level_probs(torch.zeros(1, 2), 1), 'level_probs needs head="levels"'),
     ],
 )
 def test_bad_arguments(call, match):

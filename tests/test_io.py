@@ -265,6 +265,10 @@ ROUND_TRIP = {
 MORE_ROUND_TRIP = {
     vae.VAE: (dict(dim=4, latent=2, hidden=5, levels=3, context=1), lambda m: m.elbo(_levels(3, 4))),
     gan.GAN: (dict(dim=3, latent=4, hidden=5, layers=2), lambda m: (m.d(_points(3)), m.sample(6))),
+    diffusion.Diffusion: (
+        dict(kind="levels", dim=4, levels=5, T=6, hidden=7, head="levels", variance="levels", dropout=0.1),
+        lambda m: (m.level_probs(_points(4), 3), m.sample(6), m.nll_bound(_levels(5, 4))["total"]),
+    ),
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
