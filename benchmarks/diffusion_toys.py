@@ -17,11 +17,19 @@ noisy estimate of its bound; the standard errors include that noise.
 - ``diffusion/<toy>/gap_se``: the standard error of ``gap_nats`` (of the held-out mean; the entropy's
   own error is not added).
 - ``diffusion/<toy>/exact_gap_nats``: the mean over the same points of the bound minus their exact
-  ``-ln p(x)``, paired point by point, which removes the spread of ``-ln p(x)`` from the error; its
-  expectation is the gap, ``E KL``-like slack of the bound plus the model's own excess NLL. For the
-  checkerboard, where ``-ln p(x) = ln 8`` on every point, it equals ``gap_nats``.
+  ``-ln p(x)``, paired point by point. Its expectation is the same as the gap's (the bound's slack plus
+  the model's ``KL(p || p_theta)``), but pairing removes the spread of ``-ln p(x)`` from its error. For
+  the checkerboard, where ``-ln p(x) = ln 8`` on every point, it equals ``gap_nats``.
 - ``diffusion/<toy>/exact_gap_se``: its standard error.
 - ``diffusion/<toy>/train_seconds``: the wall time of ``fit``.
+
+Measured (one CPU thread, seed 0, 10 000 held-out points): gap 0.03 +- 0.02 (moons), 0.04 +- 0.02
+(eight Gaussians), 0.10 +- 0.01 (checkerboard), training 53, 52 and 107 s, the suite 264 s; the
+checkerboard with model seeds 1 and 2 (4000 points): 0.10 and 0.11 +- 0.02. ``BOOK_TOY``: gap
+0.08 +- 0.02 after 18 s of training. On the validation sample, the checkerboard with the default three
+hidden layers gave 0.34 after 20 000 steps and 0.15 after 60 000; 256 wide with three layers 0.19
+(30 000 steps); ``loss="elbo"`` 0.45 and ``variance="posterior"`` 1.23 (20 000 steps, three layers);
+a batch of 1024, 0.23 (20 000 steps). Eight layers (30 000 steps) 0.12, six (50 000) 0.09.
 """
 
 from __future__ import annotations
@@ -48,11 +56,13 @@ TOYS = {
 BOOK_TOY = dict(model=_NET, n_train=20_000, steps=10_000, batch_size=256, lr=2e-3)
 
 
-def toy_bound(name: str, recipe: dict, dev: torch.device, *, n_eval: int = HELD_OUT, eval_seed: int = 2) -> dict:
-    """Train the recipe on ``name`` and score ``n_eval`` points of data seed ``eval_seed``."""
+def toy_bound(
+    name: str, recipe: dict, dev: torch.device, *, seed: int = 0, n_eval: int = HELD_OUT, eval_seed: int = 2
+) -> dict:
+    """Train the recipe on ``name`` (model seed ``seed``) and score ``n_eval`` points of data seed ``eval_seed``."""
     toy = data.toy(name)
     x = toy.sample(recipe["n_train"], generator=torch.Generator().manual_seed(0))
-    genbook.seed(0)
+    genbook.seed(seed)
     model = Diffusion(kind="points", dim=2, **recipe["model"]).to(dev)
     fit_kw = {k: recipe[k] for k in ("steps", "batch_size", "lr")}
     start = time.perf_counter()
