@@ -20,7 +20,8 @@ import torch
 
 import genbook
 
-SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan"]  # later chapters add theirs
+# later chapters add theirs
+SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan", "diffusion"]
 OUT = Path("_build/bench/results.json")
 
 

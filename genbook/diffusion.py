@@ -2,7 +2,8 @@
 
 The forward (noising) process adds Gaussian noise in ``T`` steps,
 ``q(z_t | z_{t-1}) = N(sqrt(1 - beta_t) z_{t-1}, beta_t I)``, ``z_0 = x``. Its kernel from the data is
-``q(z_t | x) = N(sqrt(alpha_t) x, (1 - alpha_t) I)`` with ``alpha_t = prod_{s <= t} (1 - beta_s)``.
+``q(z_t | x) = N(sqrt(alpha_t) x, (1 - alpha_t) I)`` with ``alpha_t = prod_{s <= t} (1 - beta_s)``
+(chapter 8, ``eq-dm-step`` and ``eq-dm-kernel``, proved by induction there).
 
 Notation: ``alpha_t`` here is the CUMULATIVE product, as on the slides (Ho et al. 2020 write it
 ``alpha-bar_t`` and keep ``alpha_t`` for ``1 - beta_t``). Steps are counted ``t = 1..T``; the
@@ -16,7 +17,8 @@ Ho et al. 2020)
               + sum_{t=2..T} E_q KL(q(z_{t-1} | z_t, x) || p(z_{t-1} | z_t))  (diffusion)
               - E_q ln p(x | z_1)                                            (reconstruction)
 
-which :meth:`Diffusion.nll_bound` returns term by term, per example, in nats. Sign convention:
+(``eq-dm-elbo``, derived with its telescoping step in chapter 8), which :meth:`Diffusion.nll_bound`
+returns term by term, per example, in nats. Sign convention:
 ``nll_bound`` is an UPPER bound on ``-ln p(x)`` (lower is better), never a likelihood.
 """
 
@@ -72,7 +74,7 @@ def cosine_schedule(T: int, s: float = 0.008) -> torch.Tensor:
 def normal_kl(mean_q: torch.Tensor, var_q: torch.Tensor, mean_p: torch.Tensor, var_p: torch.Tensor) -> torch.Tensor:
     """``KL(N(mean_q, diag var_q) || N(mean_p, diag var_p))`` summed over the last axis, nats:
     ``1/2 sum_j [ln(var_p / var_q) + (var_q + (mean_q - mean_p)^2) / var_p - 1]``. The arguments
-    broadcast against each other; ``(..., D) -> (...)``."""
+    broadcast against each other; ``(..., D) -> (...)``. Chapter 8, ``eq-dm-kl``, with its constant."""
     mean_q, var_q, mean_p, var_p = torch.broadcast_tensors(mean_q, var_q, mean_p, var_p)
     return 0.5 * (var_p.log() - var_q.log() + (var_q + (mean_q - mean_p).pow(2)) / var_p - 1).sum(-1)
 
@@ -156,9 +158,10 @@ class Diffusion(Configurable, nn.Module):
     ``beta_1``.
 
     ``loss``: ``"simple"`` is Ho et al.'s ``||eps - eps_hat(z_t, t)||^2`` (summed over the ``dim``
-    coordinates) at a uniform ``t``; ``"elbo"`` is a one-draw unbiased estimate of :meth:`nll_bound`'s
-    total: the prior term plus ``T`` times the term of a uniform step ``t`` (the reconstruction term for
-    ``t = 1``, the KL for ``t >= 2``).
+    coordinates) at a uniform ``t`` (chapter 8, ``eq-dm-simple``); ``"elbo"`` is a one-draw unbiased
+    estimate of :meth:`nll_bound`'s total: the prior term plus ``T`` times the term of a uniform step
+    ``t`` (the reconstruction term for ``t = 1``, the KL for ``t >= 2``), which weights the squared
+    noise error of step ``t`` by ``eq-dm-weight``'s ``lambda_t`` instead of 1.
 
     Recipes measured on one CPU thread, seed 0, ``fit(..., batch_size=..., schedule="linear")``, the
     bound with one draw of ``z_t`` per step (``nll_bound`` with every step):
@@ -307,7 +310,8 @@ class Diffusion(Configurable, nn.Module):
         it is the point mass at ``x``: variance 0). Completing the square in
         ``q(z_{t-1} | x) q(z_t | z_{t-1})``:
         ``m = [sqrt(alpha_{t-1}) beta_t x + sqrt(1 - beta_t) (1 - alpha_{t-1}) z_t] / (1 - alpha_t)`` and
-        ``beta~_t = (1 - alpha_{t-1}) beta_t / (1 - alpha_t)``. Returns ``(m (B, dim), var (B, 1))``."""
+        ``beta~_t = (1 - alpha_{t-1}) beta_t / (1 - alpha_t)`` (chapter 8, ``eq-dm-posterior``, where
+        ``beta~_t`` is written ``sigma_t^2``). Returns ``(m (B, dim), var (B, 1))``."""
         x0, z = self._check(x), self._check_z(z_t)
         if x0.shape != z.shape:
             raise ValueError(f"x and z_t must have the same shape, got {tuple(x0.shape)} and {tuple(z.shape)}")
@@ -320,7 +324,8 @@ class Diffusion(Configurable, nn.Module):
 
     # ------------------------------------------------------------------ the reverse process
     def predict_noise(self, z_t: torch.Tensor, t) -> torch.Tensor:
-        """The network's noise estimate ``eps_hat(z_t, t)``, ``(B, dim)``."""
+        """The network's noise estimate ``eps_hat(z_t, t)``, ``(B, dim)``. Trained well, it approaches
+        ``E[eps | z_t] = -sqrt(1 - alpha_t) grad ln q(z_t)`` (Tweedie's formula, chapter 8, ``eq-dm-tweedie``)."""
         z = self._check_z(z_t)
         return self._predict_noise(z, self._check_t(t, z.shape[0]))
 
@@ -348,7 +353,8 @@ class Diffusion(Configurable, nn.Module):
         logits ``l_ik(z_t, t)`` plus the exact log-likelihood of the pixel's noisy value,
         ``ln N(z_ti; sqrt(alpha_t) c_k, 1 - alpha_t)``: at low noise the likelihood picks the level, at high
         noise the network does. The denoised mean ``x_hat_i = sum_k p_ik c_k`` gives the noise estimate
-        ``eps_hat = (z_t - sqrt(alpha_t) x_hat) / sqrt(1 - alpha_t)`` that the rest of the model uses."""
+        ``eps_hat = (z_t - sqrt(alpha_t) x_hat) / sqrt(1 - alpha_t)`` that the rest of the model uses
+        (chapter 8, ``eq-dm-levels-head``)."""
         if self.head != "levels":
             raise ValueError(f'level_probs needs head="levels", got head={self.head!r}')
         z = self._check_z(z_t)
@@ -366,7 +372,8 @@ class Diffusion(Configurable, nn.Module):
     def p_mean_var(self, z_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of the reverse step ``p(z_{t-1} | z_t) = N(mu, sigma_t^2 I)`` (for ``t = 1``:
         of the decoder's Gaussian): ``mu = (z_t - beta_t eps_hat / sqrt(1 - alpha_t)) / sqrt(1 - beta_t)``,
-        ``(B, dim)``, and ``sigma_t^2`` ``(B, 1)``, ``beta_t`` or ``beta~_t`` (``variance``)."""
+        ``(B, dim)`` (chapter 8, ``eq-dm-noise-mean``), and the variance: ``beta_t`` or ``beta~_t``, ``(B, 1)``,
+        or with ``variance="levels"`` one per pixel, ``(B, dim)`` (``eq-dm-levels-variance``)."""
         z = self._check_z(z_t)
         return self._p_mean_var(z, self._check_t(t, z.shape[0]))
 
