@@ -28,6 +28,7 @@ __all__ = [
     "text",
     "encode_text",
     "decode_text",
+    "CopyTask",
     "Toy2D",
     "TwoMoons",
     "EightGaussians",
@@ -149,6 +150,57 @@ def decode_text(x: torch.Tensor) -> str:
     if x.numel() and (x.min() < 0 or x.max() >= len(TEXT_ALPHABET)):
         raise ValueError(f"x must hold symbols 0..{len(TEXT_ALPHABET) - 1}, got {int(x.min())}..{int(x.max())}")
     return "".join(TEXT_ALPHABET[i] for i in x.tolist())
+
+
+# ---------------------------------------------------------------- sequences of known entropy
+class CopyTask:
+    """Strings that repeat themselves: ``length`` symbols drawn independently and uniformly from
+    ``0 .. symbols - 1``, then the separator ``symbols``, then the same ``length`` symbols again.
+
+    A sequence is ``LongTensor (2 length + 1,)`` over ``vocab = symbols + 1`` symbols. Only the
+    first half is random; the separator and the copy follow from it, so the entropy of a sequence
+    is exactly ``length * ln(symbols)`` nats (:meth:`entropy`), and a model's cross-entropy on
+    these sequences exceeds it by its KL divergence from the source. The symbol at position
+    ``length + 1 + i`` equals the one ``length + 1`` positions back: a Markov chain of lower order
+    cannot see it and must pay ``ln(symbols)`` again for each symbol of the copy, while attention
+    can look it up.
+    """
+
+    def __init__(self, *, length: int = 8, symbols: int = 4):
+        self.length = check_int("length", length)
+        self.symbols = check_int("symbols", symbols, min=2)
+
+    @property
+    def vocab(self) -> int:
+        """Symbols in a sequence: the alphabet and the separator."""
+        return self.symbols + 1
+
+    @property
+    def separator(self) -> int:
+        return self.symbols
+
+    def entropy(self) -> float:
+        """``length * ln(symbols)``: the exact entropy of a sequence in nats."""
+        return self.length * math.log(self.symbols)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` sequences, ``LongTensor (n, 2 length + 1)`` on the CPU."""
+        check_int("n", n)
+        first = _random.randint(0, self.symbols, (n, self.length), generator)
+        return torch.cat([first, torch.full((n, 1), self.separator), first], 1)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The source's own ``log p(x)`` in nats, ``(B, 2 length + 1) -> (B,)``: ``-length ln(symbols)``
+        for a valid sequence, ``-inf`` for any other."""
+        check_tensor("x", x, shape=("B", 2 * self.length + 1), dtype="int")
+        L = self.length
+        first = x[:, :L]
+        valid = (first >= 0).all(1) & (first < self.symbols).all(1)
+        valid &= (x[:, L] == self.separator) & (x[:, L + 1 :] == first).all(1)
+        return torch.full(valid.shape, -self.entropy(), dtype=torch.float64).masked_fill(~valid, -math.inf)
+
+    def __repr__(self) -> str:
+        return f"CopyTask(length={self.length}, symbols={self.symbols})"
 
 
 # ---------------------------------------------------------------- 2-D toy densities

@@ -438,3 +438,58 @@ def test_encode_decode_round_trip_and_errors():
         data.decode_text(torch.tensor([0.5]))
     with pytest.raises(ValueError, match="split must be one of"):
         data.text("dev")
+
+
+# ---------------------------------------------------------------- sequences of known entropy
+def test_copy_task_sequences_repeat_their_first_half_after_the_separator(gen):
+    task = data.CopyTask(length=5, symbols=3)
+    x = task.sample(200, generator=gen)
+    assert x.shape == (200, 11) and x.dtype == torch.long
+    assert task.vocab == 4 and (x[:, 5] == task.separator).all() and task.separator == 3
+    assert torch.equal(x[:, 6:], x[:, :5]) and int(x[:, :5].max()) == 2
+    assert torch.equal(data.CopyTask(length=5, symbols=3).sample(200, generator=torch.Generator().manual_seed(0)), x)
+
+
+def test_copy_task_entropy_is_the_entropy_of_the_enumerated_distribution():
+    """Every sequence of a tiny task, with the source's probabilities: they sum to one and their entropy is L ln k."""
+    import itertools
+
+    task = data.CopyTask(length=2, symbols=3)
+    every = torch.tensor(list(itertools.product(range(4), repeat=5)))  # all 4^5 strings over the vocabulary
+    p = task.log_prob(every).exp()
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-12) and int((p > 0).sum()) == 9
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    assert entropy == pytest.approx(task.entropy(), abs=1e-12) and task.entropy() == pytest.approx(2 * math.log(3))
+
+
+def test_copy_task_log_prob_refuses_a_sequence_that_does_not_copy(gen):
+    task = data.CopyTask(length=3, symbols=4)
+    x = task.sample(4, generator=gen)
+    x[1, 5] = (x[1, 5] + 1) % 4  # the copy differs
+    x[2, 3] = 0  # no separator
+    assert task.log_prob(x).tolist() == [-task.entropy(), -math.inf, -math.inf, -task.entropy()]
+
+
+def test_a_markov_chain_of_order_up_to_length_pays_for_the_copy_again(gen):
+    """The context of a copied symbol never reaches its original, so the chain's cross-entropy is twice the entropy."""
+    from genbook.autoregressive import MarkovChain
+
+    task = data.CopyTask(length=3, symbols=3)
+    train, test = task.sample(20_000, generator=gen), task.sample(5_000, generator=gen)
+    chain = MarkovChain(levels=task.vocab, length=7, order=3, alpha=1.0).fit(train)
+    nll = -chain.log_prob(test).mean().item()
+    assert nll == pytest.approx(2 * task.entropy(), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(length=0), "length must be an int >= 1"), (dict(symbols=1), "symbols must be an int >= 2")],
+)
+def test_copy_task_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.CopyTask(**kwargs)
+
+
+def test_copy_task_log_prob_bad_shape_raises():
+    with pytest.raises(ValueError, match=r"x must be an integer tensor of shape \(B, 7\)"):
+        data.CopyTask(length=3).log_prob(torch.zeros(2, 6, dtype=torch.long))
