@@ -20,7 +20,7 @@ import torch
 
 import genbook
 
-SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan"]  # later chapters add theirs
+SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan", "lm"]  # later chapters add theirs
 OUT = Path("_build/bench/results.json")
 
 
