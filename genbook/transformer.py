@@ -288,8 +288,7 @@ class TransformerLM(Configurable, nn.Module):
                 raise ValueError(f"prompt must have {n} rows and at most {length} symbols, got {describe(prompt)}")
             P = prompt.shape[1]
             x[:, :P] = prompt.to(dev)
-        d = self.dim // self.heads
-        caches = [tuple(torch.zeros(n, self.heads, self.context, d, device=dev) for _ in "kv") for _ in self.blocks]
+        caches = self._empty_caches(n, length) if cache else None
         done = (x[:, :P] == self.vocab).any(1) if self.end else None
         with eval_mode(self):
             for t in range(length):
@@ -307,6 +306,13 @@ class TransformerLM(Configurable, nn.Module):
                 x[:, t] = y
         return x
 
+    def _empty_caches(self, n: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Room for the keys and values of ``length`` positions in every block: ``(n, H, length, D / H)`` each."""
+        shape = (n, self.heads, length, self.dim // self.heads)
+        return [
+            (torch.zeros(shape, device=self._device()), torch.zeros(shape, device=self._device())) for _ in self.blocks
+        ]
+
     @staticmethod
     def _draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
         """One symbol per row of ``logits (n, K)``: the argmax at ``temperature = 0``."""
@@ -317,8 +323,9 @@ class TransformerLM(Configurable, nn.Module):
 
     # ------------------------------------------------------------------ checks
     def check_tokens(self, x, name: str = "x") -> torch.Tensor:
-        """``x`` as a ``LongTensor (B, T)`` with ``1 <= T <= context`` of symbols ``0 .. vocab - 1`` (and,
-        with ``end=True``, the end symbol ``vocab`` followed only by more of it), or a ``ValueError``."""
+        """``x`` as a ``LongTensor (B, T)`` on the model's device, with ``1 <= T <= context`` symbols
+        ``0 .. vocab - 1`` (and, with ``end=True``, the end symbol ``vocab`` followed only by more of
+        it), or a ``ValueError``."""
         check_tensor(name, x, shape=("B", "T"), dtype="int")
         if not 1 <= x.shape[1] <= self.context:
             raise ValueError(f"{name} must have 1..{self.context} symbols (the model's context), got {x.shape[1]}")
@@ -332,7 +339,7 @@ class TransformerLM(Configurable, nn.Module):
             if (ended & (x != self.vocab)).any():
                 row = int((ended & (x != self.vocab)).any(1).nonzero()[0])
                 raise ValueError(f"{name} must hold only end symbols ({self.vocab}) after an end; row {row} goes on")
-        return x.long()
+        return x.long().to(self._device())
 
     def _device(self) -> torch.device:
         return model_device(self)
