@@ -233,7 +233,9 @@ class TransformerLM(Configurable, nn.Module):
         if self.end:
             raise ValueError("stream_log_prob scores a stream without ends; this model has end=True")
         check_tensor("x", x, shape=("N",), dtype="int")
-        stride = check_int("stride", self.context // 2 if stride is None else stride, max=self.context)
+        if len(x) == 0:
+            raise ValueError("x must hold at least one symbol, got an empty stream")
+        stride = check_int("stride", max(1, self.context // 2) if stride is None else stride, max=self.context)
         N, C = len(x), min(self.context, len(x))
         starts = list(range(0, N - C + 1, stride))
         if starts[-1] != N - C:

@@ -345,6 +345,8 @@ BAD_ARGUMENTS = [
     (lambda: _model().sample(2, prompt=torch.tensor([0, 5])), r"prompt must hold symbols 0\.\.2, found 5"),
     (lambda: _model().stream_log_prob(torch.zeros(2, 3, dtype=torch.long)), r"x must be an integer tensor of shape"),
     (lambda: _model(end=True).stream_log_prob(torch.zeros(9, dtype=torch.long)), r"this model has end=True"),
+    (lambda: _model().stream_log_prob(torch.zeros(0, dtype=torch.long)), r"x must hold at least one symbol"),
+    (lambda: _model().stream_log_prob(torch.zeros(9, dtype=torch.long), stride=7), r"stride must be an int in 1\.\.6"),
 ]
 
 
