@@ -48,12 +48,12 @@ COPY = dict(
     fit=dict(steps=1500, batch_size=64, lr=3e-3),
 )
 TEXT = dict(
-    model=dict(context=64, dim=96, heads=4, layers=3, dropout=0.1),
-    fit=dict(steps=1000, batch_size=32, lr=3e-3, weight_decay=0.1),
+    model=dict(context=64, dim=96, heads=4, layers=3, dropout=0.0),
+    fit=dict(steps=2400, batch_size=32, lr=2e-3),
 )
 DIGITS = dict(
-    model=dict(dim=64, heads=4, layers=3, dropout=0.3),
-    fit=dict(epochs=40, batch_size=32, lr=2e-3, weight_decay=0.3),
+    model=dict(dim=96, heads=4, layers=3, dropout=0.2),
+    fit=dict(epochs=50, batch_size=32, lr=3e-3, weight_decay=0.1),
 )
 MARKOV_ALPHAS = (3.0, 10.0, 30.0, 100.0)
 
