@@ -52,7 +52,7 @@ TEXT = dict(
     fit=dict(steps=2400, batch_size=32, lr=2e-3),
 )
 DIGITS = dict(
-    model=dict(dim=96, heads=4, layers=3, dropout=0.2),
+    model=dict(dim=96, heads=4, layers=3, dropout=0.1),
     fit=dict(epochs=50, batch_size=32, lr=3e-3, weight_decay=0.1),
 )
 MARKOV_ALPHAS = (3.0, 10.0, 30.0, 100.0)
