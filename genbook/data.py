@@ -28,6 +28,8 @@ __all__ = [
     "text",
     "encode_text",
     "decode_text",
+    "CopyTask",
+    "HiddenMarkov",
     "Toy2D",
     "TwoMoons",
     "EightGaussians",
@@ -149,6 +151,151 @@ def decode_text(x: torch.Tensor) -> str:
     if x.numel() and (x.min() < 0 or x.max() >= len(TEXT_ALPHABET)):
         raise ValueError(f"x must hold symbols 0..{len(TEXT_ALPHABET) - 1}, got {int(x.min())}..{int(x.max())}")
     return "".join(TEXT_ALPHABET[i] for i in x.tolist())
+
+
+# ---------------------------------------------------------------- sequences of known entropy
+class CopyTask:
+    """Strings that repeat themselves: ``length`` symbols drawn independently and uniformly from
+    ``0 .. symbols - 1``, then the separator ``symbols``, then the same ``length`` symbols again.
+
+    A sequence is ``LongTensor (2 length + 1,)`` over ``vocab = symbols + 1`` symbols. Only the
+    first half is random; the separator and the copy follow from it, so the entropy of a sequence
+    is exactly ``length * ln(symbols)`` nats (:meth:`entropy`), and a model's cross-entropy on
+    these sequences exceeds it by its KL divergence from the source. The symbol at position
+    ``length + 1 + i`` equals the one ``length + 1`` positions back: a Markov chain of lower order
+    cannot see it and must pay ``ln(symbols)`` again for each symbol of the copy, while attention
+    can look it up.
+    """
+
+    def __init__(self, *, length: int = 8, symbols: int = 4):
+        self.length = check_int("length", length)
+        self.symbols = check_int("symbols", symbols, min=2)
+
+    @property
+    def vocab(self) -> int:
+        """Symbols in a sequence: the alphabet and the separator."""
+        return self.symbols + 1
+
+    @property
+    def separator(self) -> int:
+        return self.symbols
+
+    def entropy(self) -> float:
+        """``length * ln(symbols)``: the exact entropy of a sequence in nats."""
+        return self.length * math.log(self.symbols)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` sequences, ``LongTensor (n, 2 length + 1)`` on the CPU."""
+        check_int("n", n)
+        first = _random.randint(0, self.symbols, (n, self.length), generator)
+        return torch.cat([first, torch.full((n, 1), self.separator), first], 1)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The source's own ``log p(x)`` in nats, ``(B, 2 length + 1) -> (B,)``: ``-length ln(symbols)``
+        for a valid sequence, ``-inf`` for any other."""
+        check_tensor("x", x, shape=("B", 2 * self.length + 1), dtype="int")
+        L = self.length
+        first = x[:, :L]
+        valid = (first >= 0).all(1) & (first < self.symbols).all(1)
+        valid &= (x[:, L] == self.separator) & (x[:, L + 1 :] == first).all(1)
+        return torch.full(valid.shape, -self.entropy(), dtype=torch.float64).masked_fill(~valid, -math.inf)
+
+    def __repr__(self) -> str:
+        return f"CopyTask(length={self.length}, symbols={self.symbols})"
+
+
+class HiddenMarkov:
+    """A hidden Markov source: a chain of hidden states ``z_t`` with ``transition[i, j] = p(z_{t+1} = j | z_t = i)``,
+    each emitting a symbol with ``emission[i, k] = p(x_t = k | z_t = i)``; ``z_1`` is drawn from the
+    chain's stationary distribution, so the source is stationary.
+
+    The likelihood of a sequence is a sum over every path of hidden states, which the forward
+    algorithm computes exactly in ``O(T S^2)`` (:meth:`conditionals`, :meth:`log_prob`). The
+    entropy rate ``lim H(x_T | x_<T)`` has no closed form, but ``H(x_T | x_<T)`` falls to it
+    (exponentially fast for a mixing chain), and :meth:`entropy_rate` estimates it from exact
+    conditionals of long sampled sequences. No finite-order Markov chain reproduces the source
+    exactly: a symbol depends on the whole past through the hidden state.
+
+    ``HiddenMarkov.sticky(states, symbols, stay)`` builds one whose hidden state persists for
+    ``1 / (1 - stay)`` steps on average, each state favouring its own symbols.
+    """
+
+    def __init__(self, transition: torch.Tensor, emission: torch.Tensor):
+        transition, emission = torch.as_tensor(transition), torch.as_tensor(emission)
+        S = transition.shape[0] if transition.ndim == 2 else -1
+        check_tensor("transition", transition, shape=(S, S), dtype="float")
+        check_tensor("emission", emission, shape=(S, "K"), dtype="float")
+        for name, m in (("transition", transition), ("emission", emission)):
+            if (m < 0).any() or not torch.allclose(m.double().sum(1), torch.ones(S, dtype=torch.float64)):
+                raise ValueError(f"{name} must have non-negative rows that sum to 1, got row sums {m.sum(1).tolist()}")
+        self.transition, self.emission = transition.double(), emission.double()
+        evals, evecs = torch.linalg.eig(self.transition.T)  # the stationary distribution: eigenvalue 1
+        pi = evecs[:, (evals - 1).abs().argmin()].real
+        self.initial = pi / pi.sum()
+
+    @classmethod
+    def sticky(cls, *, states: int = 4, symbols: int = 8, stay: float = 0.9, sharpness: float = 2.0, seed: int = 0):
+        """A random source whose state stays put with probability ``stay`` (else moves to another uniformly)
+        and whose emissions are ``softmax(sharpness * N(0, 1))`` rows, drawn with ``seed``."""
+        check_int("states", states, min=2)
+        check_int("symbols", symbols, min=2)
+        check_float("stay", stay, ge=0, le=1)
+        check_float("sharpness", sharpness, ge=0)
+        g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
+        transition = torch.full((states, states), (1 - stay) / (states - 1), dtype=torch.float64)
+        transition.fill_diagonal_(stay)
+        emission = torch.softmax(sharpness * torch.randn(states, symbols, generator=g, dtype=torch.float64), 1)
+        return cls(transition, emission)
+
+    @property
+    def symbols(self) -> int:
+        return self.emission.shape[1]
+
+    def sample(self, n: int, length: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` sequences, ``LongTensor (n, length)`` on the CPU."""
+        check_int("n", n)
+        check_int("length", length)
+        z = _random.multinomial(self.initial.expand(n, -1), 1, generator).squeeze(1)
+        x = torch.empty(n, length, dtype=torch.long)
+        for t in range(length):
+            if t:
+                z = _random.multinomial(self.transition[z], 1, generator).squeeze(1)
+            x[:, t] = _random.multinomial(self.emission[z], 1, generator).squeeze(1)
+        return x
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x_t | x_<t)`` in nats by the forward algorithm, ``(B, T) -> (B, T)`` float64."""
+        check_tensor("x", x, shape=("B", "T"), dtype="int")
+        if x.numel() and (x.min() < 0 or x.max() >= self.symbols):
+            raise ValueError(
+                f"x must hold symbols 0..{self.symbols - 1}, found {int(x[(x < 0) | (x >= self.symbols)][0])}"
+            )
+        belief = self.initial.expand(x.shape[0], -1)  # p(z_t | x_<t), (B, S)
+        out = torch.empty(x.shape, dtype=torch.float64)
+        for t in range(x.shape[1]):
+            joint = belief * self.emission[:, x[:, t]].T  # p(z_t, x_t | x_<t), (B, S)
+            evidence = joint.sum(1)  # p(x_t | x_<t)
+            out[:, t] = evidence.log()
+            belief = (joint / evidence[:, None]) @ self.transition  # p(z_{t+1} | x_<=t)
+        return out
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x)`` in nats, ``(B, T) -> (B,)`` float64: the sum of :meth:`conditionals`."""
+        return self.conditionals(x).sum(1)
+
+    def entropy_rate(
+        self, *, n: int = 2000, length: int = 200, burn_in: int = 100, generator: torch.Generator | None = None
+    ) -> tuple[float, float]:
+        """Monte Carlo estimate of the entropy rate in nats per symbol: the mean of ``-log p(x_t | x_<t)``
+        over ``n`` sampled sequences and positions ``burn_in <= t < length``. Returns ``(estimate,
+        standard_error)``, the error from the spread across sequences."""
+        check_int("length", length)
+        check_int("burn_in", burn_in, min=0, max=length - 1)
+        per_seq = -self.conditionals(self.sample(n, length, generator=generator))[:, burn_in:].mean(1)  # (n,)
+        return per_seq.mean().item(), per_seq.std().item() / math.sqrt(n)
+
+    def __repr__(self) -> str:
+        return f"HiddenMarkov(states={self.transition.shape[0]}, symbols={self.symbols})"
 
 
 # ---------------------------------------------------------------- 2-D toy densities

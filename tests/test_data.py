@@ -438,3 +438,113 @@ def test_encode_decode_round_trip_and_errors():
         data.decode_text(torch.tensor([0.5]))
     with pytest.raises(ValueError, match="split must be one of"):
         data.text("dev")
+
+
+# ---------------------------------------------------------------- sequences of known entropy
+def test_copy_task_sequences_repeat_their_first_half_after_the_separator(gen):
+    task = data.CopyTask(length=5, symbols=3)
+    x = task.sample(200, generator=gen)
+    assert x.shape == (200, 11) and x.dtype == torch.long
+    assert task.vocab == 4 and (x[:, 5] == task.separator).all() and task.separator == 3
+    assert torch.equal(x[:, 6:], x[:, :5]) and int(x[:, :5].max()) == 2
+    assert torch.equal(data.CopyTask(length=5, symbols=3).sample(200, generator=torch.Generator().manual_seed(0)), x)
+
+
+def test_copy_task_entropy_is_the_entropy_of_the_enumerated_distribution():
+    """Every sequence of a tiny task, with the source's probabilities: they sum to one and their entropy is L ln k."""
+    import itertools
+
+    task = data.CopyTask(length=2, symbols=3)
+    every = torch.tensor(list(itertools.product(range(4), repeat=5)))  # all 4^5 strings over the vocabulary
+    p = task.log_prob(every).exp()
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-12) and int((p > 0).sum()) == 9
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    assert entropy == pytest.approx(task.entropy(), abs=1e-12) and task.entropy() == pytest.approx(2 * math.log(3))
+
+
+def test_copy_task_log_prob_refuses_a_sequence_that_does_not_copy(gen):
+    task = data.CopyTask(length=3, symbols=4)
+    x = task.sample(4, generator=gen)
+    x[1, 5] = (x[1, 5] + 1) % 4  # the copy differs
+    x[2, 3] = 0  # no separator
+    assert task.log_prob(x).tolist() == [-task.entropy(), -math.inf, -math.inf, -task.entropy()]
+
+
+def test_a_markov_chain_of_order_up_to_length_pays_for_the_copy_again(gen):
+    """The context of a copied symbol never reaches its original, so the chain's cross-entropy is twice the entropy."""
+    from genbook.autoregressive import MarkovChain
+
+    task = data.CopyTask(length=3, symbols=3)
+    train, test = task.sample(20_000, generator=gen), task.sample(5_000, generator=gen)
+    chain = MarkovChain(levels=task.vocab, length=7, order=3, alpha=1.0).fit(train)
+    nll = -chain.log_prob(test).mean().item()
+    assert nll == pytest.approx(2 * task.entropy(), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(length=0), "length must be an int >= 1"), (dict(symbols=1), "symbols must be an int >= 2")],
+)
+def test_copy_task_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.CopyTask(**kwargs)
+
+
+def test_copy_task_log_prob_bad_shape_raises():
+    with pytest.raises(ValueError, match=r"x must be an integer tensor of shape \(B, 7\)"):
+        data.CopyTask(length=3).log_prob(torch.zeros(2, 6, dtype=torch.long))
+
+
+def _brute_force_hmm_log_prob(hmm, x):
+    """``log p(x)`` of one sequence by summing over every path of hidden states."""
+    import itertools
+
+    S, total = hmm.transition.shape[0], 0.0
+    for path in itertools.product(range(S), repeat=len(x)):
+        p = hmm.initial[path[0]] * hmm.emission[path[0], x[0]]
+        for t in range(1, len(x)):
+            p = p * hmm.transition[path[t - 1], path[t]] * hmm.emission[path[t], x[t]]
+        total += float(p)
+    return math.log(total)
+
+
+def test_hidden_markov_forward_algorithm_equals_the_sum_over_hidden_paths():
+    import itertools
+
+    hmm = data.HiddenMarkov.sticky(states=3, symbols=2, stay=0.7, seed=1)
+    every = torch.tensor(list(itertools.product(range(2), repeat=4)))
+    lp = hmm.log_prob(every)
+    assert lp.dtype == torch.float64 and lp.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    for x in every[[0, 5, 11, 15]]:
+        assert hmm.log_prob(x[None]).item() == pytest.approx(_brute_force_hmm_log_prob(hmm, x.tolist()), abs=1e-12)
+    torch.testing.assert_close(hmm.initial @ hmm.transition, hmm.initial)  # stationary
+
+
+def test_hidden_markov_samples_have_the_exact_probabilities(gen):
+    import itertools
+
+    hmm = data.HiddenMarkov.sticky(states=2, symbols=2, stay=0.8, seed=0)
+    n, every = 20_000, torch.tensor(list(itertools.product(range(2), repeat=3)))
+    x = hmm.sample(n, 3, generator=gen)
+    p = hmm.log_prob(every).exp()
+    freq = torch.stack([(x == s).all(1).double().mean() for s in every])
+    assert ((freq - p).abs() <= 5 * (p * (1 - p) / n).sqrt()).all()
+
+
+def test_hidden_markov_entropy_rate_of_a_visible_chain_is_the_markov_closed_form(gen):
+    """With one symbol per state the source is a Markov chain: rate = sum_i pi_i H(transition row i)."""
+    transition = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.5, 0.3], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    hmm = data.HiddenMarkov(transition, torch.eye(3, dtype=torch.float64))
+    rows = -(transition * transition.clamp_min(1e-300).log()).sum(1)
+    exact = (hmm.initial * rows).sum().item()
+    est, se = hmm.entropy_rate(n=400, length=60, burn_in=5, generator=gen)
+    assert abs(est - exact) < 5 * se and se < 0.01
+
+
+def test_hidden_markov_bad_input_raises():
+    with pytest.raises(ValueError, match="transition must have non-negative rows that sum to 1"):
+        data.HiddenMarkov(torch.tensor([[0.5, 0.4], [0.5, 0.5]]), torch.eye(2))
+    with pytest.raises(ValueError, match=r"emission must be a floating-point tensor of shape \(2, K\)"):
+        data.HiddenMarkov(torch.eye(2), torch.eye(3))
+    with pytest.raises(ValueError, match=r"x must hold symbols 0\.\.7, found 8"):
+        data.HiddenMarkov.sticky().log_prob(torch.tensor([[0, 8]]))

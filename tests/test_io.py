@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import genbook
-from genbook import autoregressive, diffusion, flows, gan, linear, metrics, rbm, vae
+from genbook import autoregressive, diffusion, flows, gan, linear, metrics, rbm, transformer, vae
 from genbook.io import Configurable
 from genbook.mixture import GaussianMixture, GridLatentModel
 
@@ -260,6 +260,10 @@ ROUND_TRIP = {
         ),
         lambda m: (m.predict_noise(_points(4), 3), m.sample(6), m.nll_bound(_levels(5, 4))["total"]),
     ),
+    transformer.TransformerLM: (
+        dict(vocab=3, context=5, dim=8, heads=2, layers=1, dropout=0.1, end=True, tie=False),
+        lambda m: (m.log_prob(_levels(3, 5)), m.sample(6)),
+    ),
 }
 # classes whose arguments cannot all leave their defaults at once: a second case for the rest
 MORE_ROUND_TRIP = {
@@ -283,6 +287,8 @@ NOT_SAVEABLE = {  # nn.Modules without config(), and why
     flows.LipSwish: "a layer inside ResidualBlock, saved with it",
     autoregressive.CausalConv1d: "a layer inside ConvARM, saved with it",
     rbm.ContrastiveDivergence: "a training objective around an RBM: save the RBM",
+    transformer.CausalSelfAttention: "a layer inside TransformerLM, saved with it",
+    transformer.Block: "a layer inside TransformerLM, saved with it",
 }
 
 
@@ -309,7 +315,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 22
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 23
 
 
 def _cases() -> list[tuple[type, int]]:

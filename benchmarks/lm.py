@@ -1,0 +1,129 @@
+"""Chapter 9: transformer language models against the best Markov chain, on a source of known entropy,
+on English prose and on the digits.
+
+All numbers are ours, from one run of this suite on one machine, seed 0.
+
+- ``lm/copy/excess_pct``: the copy task (``data.CopyTask``, ``COPY["task"]``: a random string of
+  ``length`` symbols out of ``symbols``, a separator, the string again), whose entropy is exactly
+  ``length ln(symbols)`` nats per sequence. The transformer (``COPY``) is trained on
+  ``COPY["n_train"]`` sequences; its test cross-entropy (nats per sequence, on fresh sequences)
+  exceeds the entropy by its KL divergence from the source: reported as a percentage of the
+  entropy. Goal: at most 2.
+- ``lm/copy/markov_excess_pct``: the same for the best inhomogeneous Markov chain
+  (``MarkovChain(prior="backoff")``, order 0 .. ``length + 1`` and ``alpha`` chosen on validation
+  sequences). A copied symbol sits ``length + 1`` positions after its original, beyond any
+  context the chain has seen enough of, so it pays for the copy again: about 100. Goal: at least 20.
+- ``lm/text/markov_test_bpc``: bits per character on the test split of ``data.text`` of the best
+  homogeneous Markov chain with backoff (orders 0 .. 8 and ``alpha`` in 3, 10, 30, 100 chosen on
+  validation, the grid of chapter 4), scoring the test text as one stream.
+- ``lm/text/transformer_test_bpc``: the same for the transformer (``TEXT``), trained on windows of
+  ``context`` characters of the training text (starting every ``context // 2``), the best
+  evaluation on validation windows kept; the test text is scored as a stream with
+  ``stream_log_prob`` (windows every ``context // 2`` characters, so each character has at least
+  ``context // 2`` characters of past). Goal: at least 15 % below the Markov chain.
+- ``lm/text/train_tokens_per_s``: training throughput of the text model on this run's device,
+  characters per second as ``genbook.fit`` measures it (validation included).
+- ``ar/digits/transformer/test_nll_nats``: test NLL (nats per image) of a transformer over the
+  64 pixels of a digit in raster order (``DIGITS``, levels 0 .. 16, best epoch on validation).
+  Goal: at most 80 (the convolutional ARM of ``benchmarks/ar.py`` is the comparison).
+- ``lm/{copy,text,digits}/seconds``: wall-clock time of each part (training and scoring).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+import genbook
+from genbook import data
+from genbook.autoregressive import MarkovChain
+from genbook.transformer import TransformerLM
+
+COPY = dict(
+    task=dict(length=10, symbols=8),
+    n_train=20_000,
+    model=dict(dim=64, heads=4, layers=2, dropout=0.0),
+    fit=dict(steps=1500, batch_size=64, lr=3e-3),
+)
+TEXT = dict(
+    model=dict(context=64, dim=96, heads=4, layers=3, dropout=0.0),
+    fit=dict(steps=2400, batch_size=32, lr=2e-3),
+)
+DIGITS = dict(
+    model=dict(dim=96, heads=4, layers=3, dropout=0.1),
+    fit=dict(epochs=50, batch_size=32, lr=3e-3, weight_decay=0.1),
+)
+MARKOV_ALPHAS = (3.0, 10.0, 30.0, 100.0)
+
+
+def _best_markov(train, val, orders, **kw) -> MarkovChain:
+    """The backoff chain of the order and ``alpha`` with the lowest validation NLL."""
+    best, best_nll = None, math.inf
+    for order in orders:
+        for alpha in MARKOV_ALPHAS:
+            chain = MarkovChain(order=order, alpha=alpha, prior="backoff", **kw).fit(train)
+            nll = -chain.log_prob(val).mean().item()
+            if nll < best_nll:
+                best, best_nll = chain, nll
+    return best
+
+
+def copy_task(dev: torch.device) -> dict[str, float]:
+    task = data.CopyTask(**COPY["task"])
+    g = torch.Generator().manual_seed(0)
+    train, val, test = (task.sample(n, generator=g) for n in (COPY["n_train"], 2000, 5000))
+    D, H = train.shape[1], task.entropy()
+    genbook.seed(0)
+    model = TransformerLM(vocab=task.vocab, context=D, **COPY["model"]).to(dev)
+    genbook.fit(model, train, val=val, eval_every=250, schedule="linear", progress=False, **COPY["fit"])
+    with torch.no_grad():
+        nll = -model.log_prob(test.to(dev)).mean().item()
+    chain = _best_markov(train, val, range(task.length + 2), levels=task.vocab, length=D)
+    markov = -chain.log_prob(test).mean().item()
+    return {"lm/copy/excess_pct": 100 * (nll - H) / H, "lm/copy/markov_excess_pct": 100 * (markov - H) / H}
+
+
+def _windows(x: torch.Tensor, context: int) -> torch.Tensor:
+    """Windows of ``context`` symbols starting every ``context // 2``: ``(N,) -> (W, context)``."""
+    return x.unfold(0, context, context // 2)
+
+
+def text(dev: torch.device) -> dict[str, float]:
+    train, val, test = (data.text(s) for s in ("train", "val", "test"))
+    C = TEXT["model"]["context"]
+    genbook.seed(0)
+    model = TransformerLM(vocab=len(data.TEXT_ALPHABET), **TEXT["model"]).to(dev)
+    val_windows = val.unfold(0, C, C)
+    hist = genbook.fit(
+        model, _windows(train, C), val=val_windows, eval_every=250, schedule="linear", progress=False, **TEXT["fit"]
+    )
+    bpc = -model.stream_log_prob(test.to(dev)) / len(test) / math.log(2)
+    chain = _best_markov(train[None], val[None], range(9), levels=len(data.TEXT_ALPHABET))
+    markov = -chain.log_prob(test[None]).item() / len(test) / math.log(2)
+    return {
+        "lm/text/transformer_test_bpc": bpc,
+        "lm/text/markov_test_bpc": markov,
+        "lm/text/train_tokens_per_s": hist.examples_per_second * C,
+    }
+
+
+def digits(dev: torch.device) -> dict[str, float]:
+    train, val, test = (data.digits(s) for s in ("train", "val", "test"))
+    genbook.seed(0)
+    model = TransformerLM(vocab=data.DIGITS_LEVELS, context=64, **DIGITS["model"]).to(dev)
+    genbook.fit(model, train, val=val, schedule="linear", progress=False, **DIGITS["fit"])
+    with torch.no_grad():
+        nll = -model.log_prob(test.to(dev)).mean().item()
+    return {"ar/digits/transformer/test_nll_nats": nll}
+
+
+def run() -> dict[str, float]:
+    dev = genbook.device()
+    out = {}
+    for name, part in (("copy", copy_task), ("text", text), ("digits", digits)):
+        t0 = time.perf_counter()
+        out.update(part(dev))
+        out[f"lm/{name}/seconds"] = time.perf_counter() - t0
+    return out
