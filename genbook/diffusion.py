@@ -329,19 +329,23 @@ class Diffusion(Configurable, nn.Module):
         z = self._check_z(z_t)
         return self._predict_noise(z, self._check_t(t, z.shape[0]))
 
+    def _net_out(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network fed with ``z_t`` and the features of ``t``: ``eps_hat (B, dim)`` (``head="noise"``) or
+        the logits of each pixel's level ``(B, dim * levels)`` (``head="levels"``)."""
+        return self.net(torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1))
+
     def _predict_noise(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.head == "levels":
             return self._network(z, t)[0]
-        return self.net(torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1))  # (B, dim)
+        return self._net_out(z, t)  # (B, dim)
 
     def _network(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``eps_hat (B, dim)`` and, for ``head="levels"``, the variance of each pixel under
         ``p(x_i | z_t)``, ``(B, dim)`` (else None)."""
         if self.head == "noise":
             return self._predict_noise(z, t), None
-        h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)  # (B, dim + time_dim)
         a = self._at(self.alphas, t)
-        p = self._level_log_probs(z, t, self.net(h)).exp()  # (B, dim, levels)
+        p = self._level_log_probs(z, t, self._net_out(z, t)).exp()  # (B, dim, levels)
         c = self.grid.to(z.dtype)
         x_hat = p @ c  # (B, dim)
         x_var = (p @ c.pow(2) - x_hat.pow(2)).clamp(min=0)
@@ -359,8 +363,7 @@ class Diffusion(Configurable, nn.Module):
             raise ValueError(f'level_probs needs head="levels", got head={self.head!r}')
         z = self._check_z(z_t)
         t = self._check_t(t, z.shape[0])
-        h = torch.cat([z, _sinusoidal(t, self.T, self.time_dim).to(z.dtype)], -1)
-        return self._level_log_probs(z, t, self.net(h)).exp()
+        return self._level_log_probs(z, t, self._net_out(z, t)).exp()
 
     def _level_log_probs(self, z: torch.Tensor, t: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """``ln p(x_i = c_k | z_t)``, ``(B, dim, levels)``, from the network's ``logits (B, dim * levels)``."""
