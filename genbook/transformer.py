@@ -1,10 +1,10 @@
 """Transformers: causal self-attention, the pre-layer-norm block, and a language model over finite strings.
 
 A language model over an alphabet of ``vocab`` symbols gives every string ``y = y_1 .. y_T`` the
-probability ``p(y) = p(EOS | y) prod_t p(y_t | y_<t)`` (chapter 9's factorisation). Each
+probability ``p(y) = p(EOS | y) prod_t p(y_t | y_<t)`` (chapter 9, ``eq-lm-factorisation``). Each
 conditional is a softmax of inner products between the symbols' embeddings ``e(y)`` and an
 encoding of the past, ``enc(y_<t)``, scaled by an inverse temperature ``beta``
-(chapter 9's softmax with ``beta``). The encoding is a stack of transformer blocks over the embedded past,
+(chapter 9, ``eq-lm-softmax``). The encoding is a stack of transformer blocks over the embedded past,
 each mixing positions by causal self-attention.
 
 Sequences are ``LongTensor (B, T)`` of symbols ``0 .. vocab - 1``. One more symbol, ``vocab``,
@@ -25,24 +25,32 @@ from ._checks import check_bool, check_float, check_int, check_tensor, describe
 from ._device import eval_mode, model_device
 from .io import Configurable
 
-__all__ = ["attention", "CausalSelfAttention", "Block", "TransformerLM"]
+__all__ = ["attention", "attention_weights", "CausalSelfAttention", "Block", "TransformerLM"]
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
-    """``softmax(q k^T / sqrt(d)) v``, written out: ``(..., T, d), (..., S, d),
-    (..., S, d_v) -> (..., T, d_v)``.
+def attention_weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d))``, the weights with which each query reads the values (chapter 9,
+    ``eq-attention``): ``(..., T, d), (..., S, d) -> (..., T, S)``, each row summing to 1.
 
     With ``causal``, query ``t`` sees only keys ``s <= t + S - T``: the ``T`` queries are the last
-    ``T`` of the ``S`` positions (as when earlier keys come from a cache). This is what
-    ``torch.nn.functional.scaled_dot_product_attention`` computes in one fused kernel; the model
-    uses that, and this explicit form is here to read and to check it against.
+    ``T`` of the ``S`` positions (as when earlier keys come from a cache); the other weights are 0.
     """
     T, S = q.shape[-2], k.shape[-2]
     scores = torch.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])  # (..., T, S)
     if causal:
         seen = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
         scores = scores.masked_fill(~seen, -math.inf)
-    return torch.einsum("...ts,...sd->...td", scores.softmax(-1), v)
+    return scores.softmax(-1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v``, written out (chapter 9, ``eq-attention``): ``(..., T, d),
+    (..., S, d), (..., S, d_v) -> (..., T, d_v)``, with the mask of :func:`attention_weights`.
+
+    This is what ``torch.nn.functional.scaled_dot_product_attention`` computes in one fused kernel;
+    the model uses that, and this explicit form is here to read and to check it against.
+    """
+    return torch.einsum("...ts,...sd->...td", attention_weights(q, k, causal=causal), v)
 
 
 class CausalSelfAttention(nn.Module):
@@ -74,12 +82,23 @@ class CausalSelfAttention(nn.Module):
         self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None, start: int = 0
     ) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, d)
+        q, k, v = self._split(x)  # 3 x (B, H, T, d)
         if cache is not None:
             cache[0][:, :, start : start + T], cache[1][:, :, start : start + T] = k, v
             k, v = cache[0][:, :, : start + T], cache[1][:, :, : start + T]  # (B, H, S, d)
         y = self._attend(q, k, v)  # (B, H, T, d)
         return self.drop(self.out(y.transpose(1, 2).reshape(B, T, D)))
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The causal attention weights of every head, ``(B, T, D) -> (B, H, T, T)``: row ``t`` of head
+        ``h`` is the distribution over positions ``0 .. t`` that position ``t`` reads from."""
+        q, k, _ = self._split(x)
+        return attention_weights(q, k, causal=True)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of every head: ``(B, T, D) -> 3 x (B, H, T, D / H)``."""
+        B, T, D = x.shape
+        return self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if not self.fused:
@@ -98,8 +117,8 @@ class Block(nn.Module):
     """A pre-layer-norm transformer block: ``(B, T, D) -> (B, T, D)``.
 
     ``a = x + Att(LN(x))`` and ``z = a + O(LN(a))``, where ``O`` is an MLP
-    ``D -> 4D -> GELU -> D``. The slides' layer is the same without the two layer norms, which
-    keep the inputs of each branch at a fixed scale however deep the stack.
+    ``D -> 4D -> GELU -> D`` (chapter 9, ``eq-transformer-layer``). The slides' layer is the same
+    without the two layer norms, which keep the inputs of each branch at a fixed scale however deep the stack.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0):
@@ -197,6 +216,22 @@ class TransformerLM(Configurable, nn.Module):
         x = self.check_tokens(x)
         return F.log_softmax(self(self._inputs(x)), -1)
 
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The attention weights of every block while the model reads ``x (B, T)``: a list of
+        ``layers`` tensors ``(B, H, T, T)``. Row ``t`` is the distribution over the inputs
+        ``0 .. t`` that the position predicting ``x[:, t]`` reads from; input ``s`` is ``x[:, s - 1]``
+        (input 0 is the boundary symbol). Computed in evaluation mode (no dropout)."""
+        x = self.check_tokens(x)
+        T = x.shape[1]
+        maps = []
+        with eval_mode(self):
+            h = self.embed(self._inputs(x)) + self.position[:T]  # (B, T, D)
+            for block in self.blocks:
+                maps.append(block.attn.weights(block.norm1(h)))
+                h = block(h)
+        return maps
+
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The boundary symbol, then ``x`` without its last symbol: ``(B, T) -> (B, T)``."""
         return torch.cat([torch.full_like(x[:, :1], self.vocab), x[:, :-1]], 1)
@@ -268,15 +303,19 @@ class TransformerLM(Configurable, nn.Module):
         renormalised (``temperature=0`` takes the most probable symbol).
 
         ``length`` defaults to ``context``; with ``end=True`` the output is always ``(n, context)``,
-        each string padded with the end symbol after its end. ``prompt`` ``(n, P)`` or ``(P,)`` fixes
-        the first ``P`` symbols. With ``cache`` (the default) each step reuses the keys and values
-        of the earlier positions (``O(t)`` work at step ``t``); ``cache=False`` recomputes the whole
-        prefix each step (``O(t^2)``), drawing the same symbols from the same ``generator``.
+        each string padded with the end symbol after its end. A model without an end (of a stream,
+        such as text read in windows) may draw ``length > context``: from position ``context`` on,
+        each symbol is drawn given the ``context - 1`` symbols before it, read as a fresh window
+        after the boundary symbol, as :meth:`stream_log_prob` reads a stream. ``prompt`` ``(n, P)``
+        or ``(P,)`` fixes the first ``P`` symbols (at most ``context``). With ``cache`` (the default)
+        each step within the context reuses the keys and values of the earlier positions (``O(t)``
+        work at step ``t``); ``cache=False`` recomputes the whole prefix each step (``O(t^2)``),
+        drawing the same symbols from the same ``generator``.
         """
         check_int("n", n)
         if self.end and length is not None:
             raise ValueError(f"length must be None for a model with end=True (strings end by themselves), got {length}")
-        length = check_int("length", self.context if length is None else length, max=self.context)
+        length = check_int("length", self.context if length is None else length, max=self.context if self.end else None)
         check_float("temperature", temperature, ge=0)
         dev = self._device()
         _random.check_generator(generator, dev)
@@ -286,15 +325,19 @@ class TransformerLM(Configurable, nn.Module):
             if isinstance(prompt, torch.Tensor) and prompt.ndim == 1:
                 prompt = prompt.expand(n, -1)
             prompt = self.check_tokens(prompt, name="prompt")
-            if prompt.shape[0] != n or prompt.shape[1] > length:
-                raise ValueError(f"prompt must have {n} rows and at most {length} symbols, got {describe(prompt)}")
+            if prompt.shape[0] != n or prompt.shape[1] > min(length, self.context):
+                most = min(length, self.context)
+                raise ValueError(f"prompt must have {n} rows and at most {most} symbols, got {describe(prompt)}")
             P = prompt.shape[1]
             x[:, :P] = prompt.to(dev)
-        caches = self._empty_caches(n, length) if cache else None
+        C = self.context
+        caches = self._empty_caches(n, min(length, C)) if cache else None
         done = (x[:, :P] == self.vocab).any(1) if self.end else None
         with eval_mode(self):
             for t in range(length):
-                if cache:
+                if t >= C:  # past the context: a window of the last C - 1 symbols
+                    logits = self(self._inputs(x[:, t - C + 1 : t + 1]))[:, -1]
+                elif cache:
                     previous = x[:, t - 1 : t] if t else torch.full((n, 1), self.vocab, device=dev)
                     logits = self(previous, caches, t)[:, 0]  # (n, outcomes)
                 else:

@@ -53,6 +53,7 @@ SEARCHES = {
     "ELBO": r"book/\d+_autoencoders\.html",
     "discriminator": r"book/\d+_gans\.html",
     "denoising": r"book/\d+_diffusion\.html",
+    "attention": r"book/\d+_transformers\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import genbook
 from genbook import data
-from genbook.transformer import Block, CausalSelfAttention, TransformerLM, attention
+from genbook.transformer import Block, CausalSelfAttention, TransformerLM, attention, attention_weights
 
 Z = 5.0  # tolerance, in Monte Carlo standard errors
 
@@ -89,6 +89,40 @@ def test_attention_heads_are_independent(gen):
     by_head = torch.cat([attention(q[:, h : h + 1], k[:, h : h + 1], v[:, h : h + 1]) for h in range(2)], 1)
     expected = layer.out(by_head.transpose(1, 2).reshape(B, T, D))
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_weights_are_causal_distributions_and_give_the_attention(gen):
+    q, k, v = (torch.randn(2, 3, 6, 4, generator=gen, dtype=torch.float64) for _ in range(3))
+    w = attention_weights(q, k)  # (2, 3, 6, 6)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 6, dtype=torch.float64))
+    lower = torch.ones(6, 6, dtype=torch.bool).tril()
+    assert (w[..., ~lower] == 0).all() and (w[..., lower] > 0).all()
+    torch.testing.assert_close(w @ v, _loop_attention(q, k, v, True), rtol=1e-12, atol=1e-12)
+
+
+def test_a_layers_weights_rebuild_its_output(gen):
+    layer = CausalSelfAttention(8, 2).eval()
+    x = torch.randn(3, 5, 8, generator=gen)
+    w = layer.weights(x)  # (3, 2, 5, 5)
+    v = layer.qkv(x)[..., 16:].view(3, 5, 2, 4).transpose(1, 2)  # (3, 2, 5, 4)
+    expected = layer.out((w @ v).transpose(1, 2).reshape(3, 5, 8))
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_maps_are_what_each_block_reads_and_ignore_the_future():
+    m = _model(vocab=4, context=7, layers=3)
+    x = torch.randint(0, 4, (2, 7))
+    maps = m.attention_maps(x)
+    assert len(maps) == 3 and all(a.shape == (2, 2, 7, 7) for a in maps)
+    h = m.embed(m._inputs(x)) + m.position
+    for block, a in zip(m.blocks, maps):  # each map is the one the block's attention uses
+        torch.testing.assert_close(a, block.attn.weights(block.norm1(h)))
+        h = block(h)
+    y = x.clone()
+    y[:, 4:] = (y[:, 4:] + 1) % 4  # symbols 4.. are read only by positions 5..
+    for a, b in zip(maps, m.attention_maps(y)):
+        torch.testing.assert_close(a[:, :, :5, :5], b[:, :, :5, :5])
+        assert (a[:, :, 5:] - b[:, :, 5:]).abs().max() > 1e-4
 
 
 def test_block_is_the_pre_norm_residual_layer(gen):
@@ -221,6 +255,19 @@ def test_cached_sampling_with_a_prompt_keeps_it_and_equals_uncached():
     assert torch.equal(a, b) and (a[:, :3] == prompt).all()
 
 
+def test_sampling_past_the_context_reads_a_window_of_the_last_context_minus_one_symbols():
+    m = _model(vocab=5, context=6, scale=0.4)
+    x = m.sample(4, length=20, temperature=0, prompt=torch.tensor([2, 0]))
+    assert x.shape == (4, 20) and (x[:, :2] == torch.tensor([2, 0])).all()
+    torch.testing.assert_close(x[:, :6], m.sample(4, temperature=0, prompt=torch.tensor([2, 0])))
+    for t in range(6, 20):  # greedy: each symbol is the argmax given its window
+        window = x[:, t - 5 : t + 1]  # the last 5 symbols, then the one drawn
+        assert torch.equal(x[:, t], m.conditionals(window)[:, -1].argmax(-1))
+    a = m.sample(30, length=15, generator=torch.Generator().manual_seed(2))
+    b = m.sample(30, length=15, generator=torch.Generator().manual_seed(2), cache=False)
+    assert torch.equal(a, b) and len(torch.unique(a, dim=0)) > 20
+
+
 def test_sample_reproduces_the_exact_probability_of_every_string():
     vocab, context, n = 2, 3, 20_000
     m = _model(vocab=vocab, context=context, end=True, scale=0.8)
@@ -338,7 +385,7 @@ BAD_ARGUMENTS = [
     (lambda: TransformerLM(vocab=3, context=4, dropout=1.0), r"dropout must be a finite number in \[0, 1\)"),
     (lambda: TransformerLM(vocab=3, context=4, end=1), r"end must be True or False, got 1 \(int\)"),
     (lambda: _model().sample(0), r"n must be an int >= 1, got 0"),
-    (lambda: _model().sample(2, length=7), r"length must be an int in 1\.\.6, got 7"),
+    (lambda: _model().sample(2, length=0), r"length must be an int >= 1, got 0"),
     (lambda: _model().sample(2, temperature=-1.0), r"temperature must be a finite number >= 0, got -1\.0"),
     (lambda: _model(end=True).sample(2, length=3), r"length must be None for a model with end=True"),
     (lambda: _model().sample(2, prompt=torch.tensor([[0, 1]] * 3)), r"prompt must have 2 rows"),
