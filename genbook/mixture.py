@@ -1,18 +1,20 @@
-"""Latent-variable models of chapter 1: a Gaussian mixture fitted by EM (clustering) and a
-mixture over a grid of latent points with a learned decoder (dimensional reduction)."""
+"""Latent-variable models of chapter 1: a Gaussian mixture fitted by EM (clustering), the same EM for a
+mixture of categoricals over discrete images, and a mixture over a grid of latent points with a learned
+decoder (dimensional reduction)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import _random
-from ._checks import check_float, check_int, check_points, check_tensor
+from ._checks import check_choice, check_float, check_int, check_points, check_sequences, check_tensor
 from .io import Configurable
 
-__all__ = ["gaussian_log_density", "kmeans_plusplus", "GaussianMixture", "GridLatentModel"]
+__all__ = ["gaussian_log_density", "kmeans_plusplus", "GaussianMixture", "CategoricalMixture", "GridLatentModel"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -177,6 +179,151 @@ class GaussianMixture(Configurable, nn.Module):
         eps = _random.randn((n, self.n_features, 1), generator, device=self.means_.device, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covariances_)
         return self.means_[c] + (chol[c] @ eps).squeeze(-1)
+
+
+class CategoricalMixture(Configurable, nn.Module):
+    """``q(x | w) = sum_c pi_c prod_d theta_{c,d,x_d}``: a mixture of categoricals, fitted by EM as chapter 1's
+    Gaussian mixture is (:class:`GaussianMixture`; the responsibilities of eq. ``eq-em-e``).
+
+    Each of the ``components`` components is a product of independent categoricals over ``dims``
+    positions with ``levels`` values each: for the 8x8 digits (``dims=64``, ``levels=17``, the
+    defaults) a prototype image with its own distribution of grey levels per pixel. It is the
+    latent-variable baseline for discrete images; its log-likelihood is exact (a sum over ``C``
+    components).
+
+    The M-step adds ``alpha`` pseudo-counts to every level count (a symmetric Dirichlet prior with
+    parameter ``alpha + 1`` on each ``theta_{c,d}``; the weights keep their maximum-likelihood update):
+
+        ``theta_{c,d,l} = (sum_i r_ic [x_id = l] + alpha) / (N_c + levels alpha)``,  ``pi_c = N_c / N``.
+
+    So the fit is MAP EM: each iteration raises the mean objective
+    ``(1/N) [sum_i log q(x_i) + alpha sum_{c,d,l} log theta_{c,d,l}]`` (kept in ``history_``, one
+    value per iteration, at the parameters before that iteration's M-step), and no probability is
+    ever 0, so ``log_prob`` stays finite on images with a level never seen in training. ``alpha``
+    must be > 0: without pseudo-counts such an image would get ``-inf``.
+
+    The first responsibilities are a hard assignment: with ``init="kmeans++"`` to the nearest of
+    ``components`` images picked by :func:`kmeans_plusplus` on one-hot rows (there squared distance
+    is twice the Hamming distance), with ``init="random"`` to a uniformly drawn component. EM stops
+    when the objective improves by less than ``tol``, or after ``max_iter`` iterations. Computes in
+    float64. Fitted: ``weights_ (C,)`` (``pi``) and ``log_theta_ (C, dims, levels)``, NaN until
+    :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        *,
+        components: int = 10,
+        levels: int = 17,
+        dims: int = 64,
+        alpha: float = 1.0,
+        init: str = "kmeans++",
+        tol: float = 1e-6,
+        max_iter: int = 200,
+    ):
+        super().__init__()
+        check_int("components", components)
+        check_int("levels", levels, min=2)  # one level leaves nothing to model
+        check_int("dims", dims)
+        self.alpha = check_float("alpha", alpha, gt=0)
+        self.init = check_choice("init", init, ("kmeans++", "random"))
+        self.tol = check_float("tol", tol, ge=0)
+        check_int("max_iter", max_iter)
+        self.components, self.levels, self.dims, self.max_iter = components, levels, dims, max_iter
+        C, D, L = components, dims, levels
+        self.register_buffer("weights_", torch.full((C,), math.nan, dtype=torch.float64))
+        self.register_buffer("log_theta_", torch.full((C, D, L), math.nan, dtype=torch.float64))
+
+    # ---- inputs
+    def _check_fitted(self) -> None:
+        if torch.isnan(self.weights_).any():
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(x) first")
+
+    def _one_hot(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        """Levels ``(B, dims)`` (checked) -> one-hot rows ``(B, dims * levels)`` float64 on the model's device."""
+        check_tensor(name, x, shape=("B", self.dims), dtype="int")
+        x = check_sequences(x, self.levels, self.dims, name=name).to(self.weights_.device)
+        return F.one_hot(x, self.levels).reshape(x.shape[0], -1).to(torch.float64)
+
+    # ---- the two EM steps
+    def _joint(self, onehot: torch.Tensor) -> torch.Tensor:
+        """``log pi_c + sum_d log theta_{c,d,x_d}``: ``(B, D L) -> (B, C)`` (the one-hot row picks the terms)."""
+        return torch.log(self.weights_) + onehot @ self.log_theta_.reshape(self.components, -1).T
+
+    def _e_step(self, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log r_ic`` ``(B, C)`` and ``log q(x_i)`` ``(B,)``."""
+        joint = self._joint(onehot)
+        log_px = torch.logsumexp(joint, dim=1)
+        return joint - log_px[:, None], log_px
+
+    def _m_step(self, onehot: torch.Tensor, resp: torch.Tensor) -> None:
+        """The MAP update of the class docstring from responsibilities ``resp (N, C)``."""
+        C, D, L = self.components, self.dims, self.levels
+        nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps  # (C,), never exactly 0
+        counts = (resp.T @ onehot).reshape(C, D, L) + self.alpha  # expected level counts + pseudo-counts
+        self.log_theta_ = counts.log() - counts.sum(-1, keepdim=True).log()  # (C, D, L)
+        self.weights_ = nk / nk.sum()
+
+    def _initial_responsibilities(self, onehot: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A hard assignment of every row to a component, as one-hot responsibilities ``(N, C)``."""
+        C = self.components
+        if self.init == "kmeans++":
+            seeds = kmeans_plusplus(onehot, C, generator=generator)  # (C, D L), rows of onehot
+            label = (onehot @ seeds.T).argmax(1)  # most positions in common = least Hamming distance
+        else:
+            label = _random.randint(0, C, (onehot.shape[0],), generator, device=onehot.device)
+        return F.one_hot(label, C).to(onehot.dtype)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> CategoricalMixture:
+        """Run MAP EM on ``x``, a ``LongTensor (N, dims)`` of levels ``0..levels-1`` with ``N >= components``;
+        the initial assignment is drawn on the model's device (a ``generator`` must live there)."""
+        onehot = self._one_hot(x)
+        N, C = onehot.shape[0], self.components
+        if N < C:
+            raise ValueError(f"x needs at least components={C} rows, got {N}")
+        self._m_step(onehot, self._initial_responsibilities(onehot, generator))
+        self.history_: list[float] = []
+        self.converged_ = False
+        previous = -math.inf
+        for it in range(1, self.max_iter + 1):  # noqa: B007 (the count is kept as n_iter_)
+            log_resp, log_px = self._e_step(onehot)
+            current = float(log_px.mean()) + self.alpha * float(self.log_theta_.sum()) / N
+            self._m_step(onehot, log_resp.exp())
+            self.history_.append(current)
+            if current - previous < self.tol:
+                self.converged_ = True
+                break
+            previous = current
+        self.n_iter_ = it
+        return self
+
+    # ---- the density-model contract
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log q(x)`` in nats, exact: ``LongTensor (B, dims) -> (B,)`` float64."""
+        self._check_fitted()
+        return torch.logsumexp(self._joint(self._one_hot(x)), dim=1)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """``-log q(x)`` averaged over the batch, in nats."""
+        return -self.log_prob(x).mean()
+
+    @torch.no_grad()
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior over components ``q(c | x)``: ``LongTensor (B, dims) -> (B, C)`` float64, rows sum to 1."""
+        self._check_fitted()
+        return torch.softmax(self._joint(self._one_hot(x)), dim=1)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling: ``c ~ pi``, then ``x_d ~ theta_{c,d}`` for every position; ``LongTensor (n, dims)``
+        drawn on the model's device (a ``generator`` must live there)."""
+        check_int("n", n)
+        self._check_fitted()
+        c = _random.multinomial(self.weights_, n, generator, replacement=True)  # (n,)
+        probs = self.log_theta_[c].exp().reshape(n * self.dims, self.levels)  # one row per (image, position)
+        return _random.multinomial(probs, 1, generator).reshape(n, self.dims)
 
 
 class GridLatentModel(Configurable, nn.Module):
