@@ -14,8 +14,20 @@ The core contract (see the book's introduction):
 
 from . import data, metrics
 from ._device import device, seed
-from .io import load, save
+from .io import load, load_meta, save
 from .train import History, evaluate, fit
 
 __version__ = "0.1.0"
-__all__ = ["data", "metrics", "device", "seed", "fit", "evaluate", "History", "save", "load", "__version__"]
+__all__ = [
+    "data",
+    "metrics",
+    "device",
+    "seed",
+    "fit",
+    "evaluate",
+    "History",
+    "save",
+    "load",
+    "load_meta",
+    "__version__",
+]

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["Configurable", "save", "load"]
+__all__ = ["Configurable", "save", "load", "load_meta"]
 
 _FORMAT = 1
 _PLAIN = (bool, int, float, str, type(None))  # what weights_only=True loads back without surprises
@@ -81,28 +81,35 @@ def _is_plain(value) -> bool:
     return isinstance(value, _PLAIN)
 
 
-def save(model: nn.Module, path: str | Path) -> None:
+def save(model: nn.Module, path: str | Path, *, meta: dict | None = None) -> None:
     """Write ``model`` to ``path``: its class, its ``config()`` and its ``state_dict``.
 
     Only genbook models can be saved; they define ``config() -> dict`` returning the
     keyword arguments that rebuild them (plain numbers, strings, lists, dicts), most of them
-    by inheriting :class:`Configurable`.
+    by inheriting :class:`Configurable`. ``meta``, a dict of plain data, travels with the model
+    (the book stores how long training took, ``{"train_seconds": ...}``); :func:`load_meta` reads it.
     """
     cls = type(model)
     if not cls.__module__.startswith("genbook.") or not hasattr(model, "config"):
         raise TypeError(f"model must be a genbook model with a config() method, got {cls.__module__}.{cls.__name__}")
+    if meta is not None and not (isinstance(meta, dict) and _is_plain(meta)):
+        raise TypeError(
+            "meta must be a dict of plain data (str keys; numbers, strings, None, lists / dicts of those), "
+            f"got {meta!r}"
+        )
     payload = {
         "format": _FORMAT,
         "module": cls.__module__,
         "class": cls.__qualname__,
         "config": model.config(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
     }
     torch.save(payload, Path(path))
 
 
-def load(path: str | Path, *, map_location: str | torch.device | None = None) -> nn.Module:
-    """Rebuild a model written by :func:`save` (loaded with ``weights_only=True``)."""
+def _payload(path: str | Path) -> dict:
+    """The checked contents of a file written by :func:`save`."""
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -111,6 +118,17 @@ def load(path: str | Path, *, map_location: str | torch.device | None = None) ->
         raise ValueError(f"{path}: not a genbook model file ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a genbook model file (format {_FORMAT} expected)")
+    return payload
+
+
+def load_meta(path: str | Path) -> dict:
+    """The ``meta`` dict that :func:`save` stored with the model at ``path`` (``{}`` if none was given)."""
+    return dict(_payload(path).get("meta", {}))
+
+
+def load(path: str | Path, *, map_location: str | torch.device | None = None) -> nn.Module:
+    """Rebuild a model written by :func:`save` (loaded with ``weights_only=True``)."""
+    payload = _payload(path)
     module = payload["module"]
     if not module.startswith("genbook."):
         raise ValueError(f"{path}: refusing to load a class from module {module!r} outside genbook")

@@ -41,6 +41,8 @@ __all__ = [
     "nll",
     "bits_per_dim",
     "uniform_nll",
+    "bootstrap_ci",
+    "paired_ci",
     "DigitsClassifier",
     "digits_classifier",
     "to_levels",
@@ -89,6 +91,67 @@ def uniform_nll(levels: int, dims: int) -> float:
     check_int("levels", levels, min=2)
     check_int("dims", dims)
     return dims * math.log(levels)
+
+
+def _per_example(name: str, values) -> torch.Tensor:
+    """``values``: a 1-d float tensor with at least 2 finite entries, returned as float64 on the CPU."""
+    check_tensor(name, values, shape=("N",), dtype="float")
+    if values.shape[0] < 2:
+        raise ValueError(f"{name} must hold at least 2 values (one per test example), got {values.shape[0]}")
+    values = values.detach().to("cpu", torch.float64)
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{name} must be finite, found {int((~torch.isfinite(values)).sum())} NaN or infinite values")
+    return values
+
+
+def bootstrap_ci(
+    values: torch.Tensor, *, level: float = 0.95, n_boot: int = 10_000, generator: torch.Generator | None = None
+) -> tuple[float, float, float]:
+    """The mean of per-example ``values`` ``(N,)`` and a ``level`` confidence interval for it:
+    ``(mean, low, high)``.
+
+    A percentile bootstrap over examples (Efron and Tibshirani 1993): ``n_boot`` times, draw ``N``
+    examples with replacement and take their mean; the interval holds the central ``level`` of those
+    means. It measures how much the number would move on another test set of the same size from the
+    same distribution, which is what separates two models' rows in a table, not the noise of a
+    stochastic bound's own draws. Resampling runs on the CPU (a ``generator`` must live there), in
+    float64, ``1000`` bootstrap samples at a time.
+    """
+    x = _per_example("values", values)
+    level = check_float("level", level, gt=0, lt=1)
+    check_int("n_boot", n_boot, min=100)
+    n = x.shape[0]
+    means = []
+    for start in range(0, n_boot, 1000):
+        idx = _random.randint(0, n, (min(1000, n_boot - start), n), generator, device="cpu")
+        means.append(x[idx].mean(1))
+    means = torch.cat(means)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return float(x.mean()), low, high
+
+
+def paired_ci(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    level: float = 0.95,
+    n_boot: int = 10_000,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float, float]:
+    """``mean(a - b)`` and its ``level`` interval, for two models' per-example values on the same examples
+    (``a[i]`` and ``b[i]`` for example ``i``): :func:`bootstrap_ci` of the differences.
+
+    Resampling the pairs keeps what the two models share (an image hard for one is hard for the other),
+    so the interval of the difference is much narrower than the two models' own intervals suggest; an
+    interval that excludes 0 says the order of the two models holds beyond the choice of test images.
+    """
+    a, b = _per_example("a", a), _per_example("b", b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must hold one value per example for the same examples, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    return bootstrap_ci(a - b, level=level, n_boot=n_boot, generator=generator)
 
 
 # ------------------------------------------------------------------ the feature network

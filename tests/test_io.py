@@ -10,7 +10,7 @@ from torch import nn
 import genbook
 from genbook import autoregressive, diffusion, flows, gan, linear, metrics, rbm, transformer, vae
 from genbook.io import Configurable
-from genbook.mixture import GaussianMixture, GridLatentModel
+from genbook.mixture import CategoricalMixture, GaussianMixture, GridLatentModel
 
 
 def _fitted_mixture(gen):
@@ -110,6 +110,29 @@ def test_saved_file_holds_only_plain_data(tmp_path, gen):
     assert all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values())
 
 
+def test_meta_travels_with_the_model(tmp_path, gen):
+    model, x = _fitted_mixture(gen)
+    genbook.save(model, tmp_path / "gm.pt", meta={"train_seconds": 1.5, "recipe": "chapter 1", "n": [1, 2]})
+    assert genbook.load_meta(tmp_path / "gm.pt") == {"train_seconds": 1.5, "recipe": "chapter 1", "n": [1, 2]}
+    assert torch.equal(genbook.load(tmp_path / "gm.pt").score_samples(x), model.score_samples(x))
+    genbook.save(model, tmp_path / "plain.pt")
+    assert genbook.load_meta(tmp_path / "plain.pt") == {}
+
+
+@pytest.mark.parametrize("meta", [{"t": torch.tensor(1.0)}, {1: 2.0}, [("t", 1.0)], {"f": lambda: 0}])
+def test_meta_that_is_not_plain_data_raises(meta, tmp_path, gen):
+    model, _ = _fitted_mixture(gen)
+    with pytest.raises(TypeError, match="meta must be a dict of plain data"):
+        genbook.save(model, tmp_path / "gm.pt", meta=meta)
+    assert not (tmp_path / "gm.pt").exists()
+
+
+def test_load_meta_of_a_foreign_file_raises(tmp_path):
+    (tmp_path / "notes.pt").write_text("not a model")
+    with pytest.raises(ValueError, match="not a genbook model file"):
+        genbook.load_meta(tmp_path / "notes.pt")
+
+
 # ---------------------------------------------------------------- every model class, one round trip
 def _points(d: int) -> torch.Tensor:
     return torch.randn(6, d)
@@ -194,6 +217,10 @@ ROUND_TRIP = {
         lambda m: m.log_prob(_points(3)),
     ),
     GridLatentModel: (dict(n_features=3, n_latent=5, hidden=4), lambda m: m.log_prob(_points(3))),
+    CategoricalMixture: (
+        dict(components=2, levels=3, dims=5, alpha=0.5, init="random", tol=1e-3, max_iter=9),
+        lambda m: (m.log_prob(_levels(3, 5)), m.sample(6)),
+    ),
     rbm.RBM: (
         dict(n_visible=3, n_hidden=2, beta=2.0, fields=False, init_std=0.1),
         lambda m: m.log_prob(rbm.to_spins(torch.randint(0, 2, (6, 3)))),
@@ -276,6 +303,7 @@ MORE_ROUND_TRIP = {
 }
 FIT_DATA = {  # models whose state only fitting fills
     GaussianMixture: lambda: _points(3).double(),
+    CategoricalMixture: lambda: _levels(3, 5),
     autoregressive.MarkovChain: lambda: _levels(3, 5),
     linear.PCA: lambda: _points(3).double(),
     linear.ProbabilisticPCA: lambda: _points(3).double(),
@@ -315,7 +343,7 @@ def _saveable_classes() -> list[type]:
 def test_every_module_class_is_saveable_or_says_why_not():
     classes = _module_classes()
     assert classes - set(_saveable_classes()) == set(NOT_SAVEABLE)
-    assert len(_saveable_classes()) == len(ROUND_TRIP) == 23
+    assert len(_saveable_classes()) == len(ROUND_TRIP) == 24
 
 
 def _cases() -> list[tuple[type, int]]:
