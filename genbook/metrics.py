@@ -24,6 +24,7 @@ similar size, and MPS has no float64); only the classifier runs on its own devic
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -31,7 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _random
-from ._checks import check_bool, check_finite, check_float, check_int, check_sequences, check_tensor, describe
+from ._checks import (
+    check_bool,
+    check_finite,
+    check_float,
+    check_int,
+    check_sequences,
+    check_tensor,
+    describe,
+)
 from ._device import eval_mode, model_device
 from .data import DIGITS_LEVELS, digits
 from .io import Configurable
@@ -41,6 +50,7 @@ __all__ = [
     "nll",
     "bits_per_dim",
     "uniform_nll",
+    "nll_values",
     "bootstrap_ci",
     "paired_ci",
     "DigitsClassifier",
@@ -91,6 +101,68 @@ def uniform_nll(levels: int, dims: int) -> float:
     check_int("levels", levels, min=2)
     check_int("dims", dims)
     return dims * math.log(levels)
+
+
+@torch.no_grad()
+def nll_values(
+    model,
+    x: torch.Tensor,
+    *,
+    bound: str | None = None,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """One number per example of ``x``: its negative log-likelihood under ``model``, or an upper bound on it,
+    in nats; ``(N,)`` float64 on the CPU, computed in eval mode on the model's device.
+
+    - ``bound=None``: ``-model.log_prob(x)``, exact for a model whose ``log_prob`` is (an autoregressive
+      model, a mixture, an RBM);
+    - ``bound="plain"``: ``model.nll_bound(x)``, the model's own bound (a VAE's ``-ELBO``, a flow's uniform
+      dequantisation bound, a diffusion model's variational bound, whose ``"total"`` is taken), with
+      ``n_samples`` draws where the model averages several;
+    - ``bound="importance"``: ``model.iw_nll_bound(x, n_samples=n_samples)``, the importance-weighted bound.
+
+    A stochastic bound is an unbiased estimate of a bound (see each model's method); ``generator`` draws its
+    noise and must live on the model's device. Chapter 10 and the benchmarks score with this one
+    function, so a table's rows differ only in the model and the bound. Raises on NaN and on a
+    log-probability of ``+inf`` (a bug, never a likelihood to report; ``+inf`` NLL, an example the model
+    calls impossible, is returned as it is) and when the model lacks the requested method.
+    """
+    if bound not in (None, "plain", "importance"):
+        raise ValueError(f"bound must be None (exact), 'plain' or 'importance', got {describe(bound)}")
+    check_int("n_samples", n_samples)
+    check_int("batch_size", batch_size)
+    if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty tensor, got {describe(x)}")
+    method = {None: "log_prob", "plain": "nll_bound", "importance": "iw_nll_bound"}[bound]
+    if not callable(getattr(model, method, None)):
+        raise ValueError(f"bound={bound!r} needs model.{method}, which {type(model).__name__} does not have")
+    fn = getattr(model, method)
+    kwargs = {}
+    if bound is not None:
+        accepts = inspect.signature(fn).parameters
+        if "n_samples" in accepts:
+            kwargs["n_samples"] = n_samples
+        elif n_samples != 1:
+            raise ValueError(
+                f"{type(model).__name__}.{method} draws once per example: n_samples must be 1, got {n_samples}"
+            )
+        if "generator" in accepts:
+            kwargs["generator"] = generator
+    dev = model_device(model)
+    out = []
+    with eval_mode(model):
+        for i in range(0, x.shape[0], batch_size):
+            value = fn(x[i : i + batch_size].to(dev), **kwargs)
+            if isinstance(value, dict):
+                value = value["total"]
+            value = value.double().cpu()
+            out.append(-value if bound is None else value)
+    values = torch.cat(out)
+    if torch.isnan(values).any() or (values == -math.inf).any():  # +inf: x impossible under the model, reported
+        raise FloatingPointError(f"{type(model).__name__}.{method} returned NaN or a log-probability of +inf on x")
+    return values
 
 
 def _per_example(name: str, values) -> torch.Tensor:

@@ -38,16 +38,18 @@ from . import data, rbm
 from ._checks import check_choice
 from ._device import device as default_device
 from ._device import seed
-from .autoregressive import ConvARM
+from .autoregressive import ConvARM, MarkovChain
 from .diffusion import Diffusion
 from .flows import DigitsFlow
 from .gan import GAN
 from .io import load, load_meta, save
+from .metrics import nll_values
+from .mixture import CategoricalMixture
 from .train import fit
 from .transformer import TransformerLM
 from .vae import VAE
 
-__all__ = ["Recipe", "RECIPES", "train", "load_or_train"]
+__all__ = ["Recipe", "RECIPES", "train", "load_or_train", "fit_baselines", "Score", "SCORES"]
 
 
 @dataclass(frozen=True)
@@ -220,3 +222,74 @@ def load_or_train(
         path.parent.mkdir(parents=True, exist_ok=True)
         save(model, path, meta={"train_seconds": seconds})
     return load(path).to(dev).eval(), load_meta(path)
+
+
+# ------------------------------------------------------------------ baselines fitted by counting
+def _best(models: list[nn.Module], val: torch.Tensor) -> nn.Module:
+    return min(models, key=lambda m: float(nll_values(m, val).mean()))
+
+
+def fit_baselines(train: torch.Tensor, val: torch.Tensor, *, levels: int = 17) -> dict[str, nn.Module]:
+    """The three baselines that are fitted by counting, each with its settings chosen on ``val``:
+
+    - ``"independent"``: one categorical per pixel (:class:`CategoricalMixture` with one component),
+      pseudo-count ``alpha`` from 0.03, 0.1, 0.3, 1;
+    - ``"mixture"``: a mixture of categoricals fitted by EM (chapter 1), 5, 10, 20 or 40 components and
+      ``alpha`` from 0.1, 0.3, 1, the first assignment drawn with seed 0;
+    - ``"markov"``: chapter 4's Markov chain with the backoff prior, order 1, 2 or 3, ``alpha`` from
+      3, 10, 30, 100, 300.
+
+    ``train`` and ``val`` are ``LongTensor (N, 64)`` of ``levels`` levels. A few seconds on a CPU."""
+    dims = train.shape[1]
+    independent = [
+        CategoricalMixture(components=1, levels=levels, dims=dims, alpha=a).fit(train) for a in (0.03, 0.1, 0.3, 1)
+    ]
+    mixtures = [
+        CategoricalMixture(components=c, levels=levels, dims=dims, alpha=a).fit(
+            train, generator=torch.Generator().manual_seed(0)
+        )
+        for c in (5, 10, 20, 40)
+        for a in (0.1, 0.3, 1)
+    ]
+    chains = [
+        MarkovChain(levels=levels, length=dims, order=k, alpha=a, prior="backoff").fit(train)
+        for k in (1, 2, 3)
+        for a in (3, 10, 30, 100, 300)
+    ]
+    return {"independent": _best(independent, val), "mixture": _best(mixtures, val), "markov": _best(chains, val)}
+
+
+# ------------------------------------------------------------------ the likelihood table
+@dataclass(frozen=True)
+class Score:
+    """One row of the likelihood table: ``model`` (a key of :data:`RECIPES` or of :func:`fit_baselines`)
+    scored by :func:`genbook.metrics.nll_values` with ``bound`` and ``n_samples``; ``kind`` says what the
+    number is, ``"exact"`` or ``"bound: ..."``."""
+
+    label: str
+    model: str
+    bound: str | None
+    n_samples: int
+    kind: str
+
+    @property
+    def exact(self) -> bool:
+        return self.bound is None
+
+
+SCORES: dict[str, Score] = {
+    "independent": Score("independent categoricals", "independent", None, 1, "exact"),
+    "mixture": Score("mixture of categoricals (ch. 1's EM)", "mixture", None, 1, "exact"),
+    "markov": Score("Markov chain, backoff (ch. 4)", "markov", None, 1, "exact"),
+    "arm": Score("convolutional ARM (ch. 4)", "arm", None, 1, "exact"),
+    "transformer": Score("transformer (ch. 9)", "transformer", None, 1, "exact"),
+    "realnvp_uniform": Score("RealNVP (ch. 5)", "realnvp", "plain", 10, "bound: uniform dequantisation, 10 draws"),
+    "realnvp_iw": Score(
+        "RealNVP (ch. 5)", "realnvp", "importance", 100, "bound: importance-weighted dequantisation, S = 100"
+    ),
+    "vae_elbo": Score("VAE, factorised decoder (ch. 6)", "vae", "plain", 10, "bound: -ELBO, 10 draws"),
+    "vae_iwae": Score("VAE, factorised decoder (ch. 6)", "vae", "importance", 1000, "bound: IWAE, K = 1000"),
+    "vae_local_elbo": Score("VAE, local decoder (ch. 6)", "vae_local", "plain", 10, "bound: -ELBO, 10 draws"),
+    "vae_local_iwae": Score("VAE, local decoder (ch. 6)", "vae_local", "importance", 1000, "bound: IWAE, K = 1000"),
+    "diffusion": Score("diffusion (ch. 8)", "diffusion", "plain", 1, "bound: variational, all 1000 steps"),
+}

@@ -413,3 +413,71 @@ def test_paired_ci_bad_input_raises():
         metrics.paired_ci(torch.ones(4), torch.ones(5))
     with pytest.raises(ValueError, match="b must be finite"):
         metrics.paired_ci(torch.ones(2), torch.tensor([0.0, math.nan]))
+
+
+# ---------------------------------------------------------------- per-example NLL and bounds
+def _small_vae():
+    from genbook.vae import VAE
+
+    torch.manual_seed(0)
+    return VAE(dim=6, latent=2, hidden=8, levels=5, dropout=0.5)
+
+
+def test_nll_values_exact_is_minus_log_prob_in_any_batch_size(gen):
+    from genbook.autoregressive import MarkovChain
+
+    x = torch.randint(0, 4, (50, 6), generator=gen)
+    chain = MarkovChain(levels=4, length=6, order=1).fit(x)
+    v = metrics.nll_values(chain, x[:13])
+    assert v.shape == (13,) and v.dtype == torch.float64 and v.device.type == "cpu"
+    assert torch.allclose(v, -chain.log_prob(x[:13]).double())
+    assert torch.equal(metrics.nll_values(chain, x[:13], batch_size=4), v)
+    assert float(v.mean()) == pytest.approx(metrics.nll(chain, x[:13]), abs=1e-9)
+
+
+def test_nll_values_bounds_call_the_models_own_bounds_in_eval_mode(gen):
+    vae = _small_vae().train()
+    x = torch.randint(0, 5, (7, 6), generator=gen)
+    plain = metrics.nll_values(vae, x, bound="plain", n_samples=10, generator=torch.Generator().manual_seed(1))
+    assert vae.training  # restored
+    vae.eval()
+    assert torch.allclose(plain, vae.nll_bound(x, n_samples=10, generator=torch.Generator().manual_seed(1)).double())
+    iw = metrics.nll_values(vae, x, bound="importance", n_samples=50, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(iw, -vae.iwae_bound(x, 50, generator=torch.Generator().manual_seed(2)).double())
+    # the same draws: the importance-weighted bound is never above the plain one averaged over them
+    assert float(iw.mean()) < float(plain.mean())
+
+
+def test_nll_values_takes_the_total_of_a_diffusion_bound(gen):
+    from genbook.diffusion import Diffusion
+
+    torch.manual_seed(0)
+    model = Diffusion(kind="levels", dim=4, levels=5, T=6, hidden=7, head="levels", variance="levels")
+    x = torch.randint(0, 5, (5, 4), generator=gen)
+    v = metrics.nll_values(model, x, bound="plain", generator=torch.Generator().manual_seed(3))
+    expected = model.nll_bound(x, generator=torch.Generator().manual_seed(3))["total"].double()
+    assert torch.allclose(v, expected)
+    with pytest.raises(ValueError, match="Diffusion.nll_bound draws once per example: n_samples must be 1, got 4"):
+        metrics.nll_values(model, x, bound="plain", n_samples=4)
+
+
+def test_nll_values_bad_input_raises(gen):
+    from genbook.autoregressive import MarkovChain
+
+    x = torch.randint(0, 4, (10, 6), generator=gen)
+    chain = MarkovChain(levels=4, length=6, order=1).fit(x)
+    with pytest.raises(
+        ValueError, match="bound='importance' needs model.iw_nll_bound, which MarkovChain does not have"
+    ):
+        metrics.nll_values(chain, x, bound="importance")
+    with pytest.raises(ValueError, match="^bound must be"):
+        metrics.nll_values(chain, x, bound="elbo")
+    with pytest.raises(ValueError, match="x must be a non-empty tensor"):
+        metrics.nll_values(chain, x[:0])
+
+    class Broken(torch.nn.Module):
+        def log_prob(self, x):
+            return torch.full((x.shape[0],), math.nan)
+
+    with pytest.raises(FloatingPointError, match="Broken.log_prob returned NaN"):
+        metrics.nll_values(Broken(), x)

@@ -73,3 +73,37 @@ def test_unknown_name_raises(tmp_path):
         zoo.load_or_train("pixelcnn", tmp_path)
     with pytest.raises(ValueError, match="^name must be one of"):
         zoo.train("pixelcnn")
+
+
+def test_fit_baselines_picks_each_family_on_validation(gen):
+    from genbook import metrics
+    from genbook.autoregressive import MarkovChain
+    from genbook.mixture import CategoricalMixture
+
+    # two prototypes with noise: a mixture helps, and neighbouring positions are correlated
+    proto = torch.randint(0, 4, (2, 6), generator=gen)
+    pick = torch.randint(0, 2, (300,), generator=gen)
+    noise = torch.rand(300, 6, generator=gen) < 0.2
+    x = torch.where(noise, torch.randint(0, 4, (300, 6), generator=gen), proto[pick])
+    train, val = x[:200], x[200:]
+    found = zoo.fit_baselines(train, val, levels=4)
+    assert set(found) == {"independent", "mixture", "markov"}
+    assert type(found["independent"]) is CategoricalMixture and found["independent"].components == 1
+    assert type(found["mixture"]) is CategoricalMixture and type(found["markov"]) is MarkovChain
+    val_nll = {k: float(metrics.nll_values(m, val).mean()) for k, m in found.items()}
+    assert val_nll["mixture"] < val_nll["independent"] - 1  # the two prototypes are found
+    for a in (0.03, 0.1, 0.3, 1):  # no other pseudo-count does better on validation
+        other = CategoricalMixture(components=1, levels=4, dims=6, alpha=a).fit(train)
+        assert float(metrics.nll_values(other, val).mean()) >= val_nll["independent"] - 1e-12
+    for k in (1, 2, 3):
+        other = MarkovChain(levels=4, length=6, order=k, alpha=300, prior="backoff").fit(train)
+        assert float(metrics.nll_values(other, val).mean()) >= val_nll["markov"] - 1e-12
+
+
+def test_scores_name_known_models_and_say_exact_or_bound():
+    baselines = {"independent", "mixture", "markov"}
+    for key, score in zoo.SCORES.items():
+        assert score.model in zoo.RECIPES or score.model in baselines, key
+        assert score.exact == (score.kind == "exact") == (score.bound is None), key
+        assert score.kind == "exact" or score.kind.startswith("bound: "), key
+        assert score.bound is not None or score.n_samples == 1, key
