@@ -54,6 +54,7 @@ SEARCHES = {
     "discriminator": r"book/\d+_gans\.html",
     "denoising": r"book/\d+_diffusion\.html",
     "attention": r"book/\d+_transformers\.html",
+    "leaderboard": r"book/\d+_comparison\.html",
 }
 CHAPTER = re.compile(r"book/\d+_[a-z0-9_]+\.html$")
 
