@@ -56,6 +56,8 @@ class BenchModel:
             if meta.get("recipe") == self.recipe and _same(meta.get("settings", {}), self.settings):
                 return genbook.load(self.path).to(device).eval(), float(meta["train_seconds"])
             print(f"{self.path}: trained with other settings, training {self.recipe} again", flush=True)
+        else:
+            print(f"{self.path}: not saved yet, training {self.recipe}", flush=True)
         model, seconds = self.train(device)
         self.save(model, seconds)
         return model.eval(), seconds

@@ -69,4 +69,4 @@ def test_every_row_gets_its_numbers(tiny_sources):
 def test_a_row_without_a_recipe_is_refused(monkeypatch):
     monkeypatch.setitem(zoo.SCORES, "rbm", zoo.Score("RBM", "rbm_binary", None, 1, "exact"))
     with pytest.raises(ValueError, match=r"\['rbm_binary'\].*SOURCES"):
-        bench_lb._models(torch.device("cpu"))
+        bench_lb._row_models(torch.device("cpu"))
