@@ -35,7 +35,8 @@ network gives logits over each pixel's 17 levels, combined with the exact likeli
 under each level, and the reverse step's variance is matched to that posterior over the levels
 (see the class's docstring for what else was measured). ``ema``: the decay of an exponential
 moving average of the weights (``torch.optim.swa_utils.AveragedModel``), updated after every
-optimiser step; the average is what is evaluated.
+optimiser step; the average is what is evaluated. ``DIGITS_BENCH``'s model is saved as
+``_build/bench/models/diffusion.DIGITS_BENCH.pt`` for the leaderboard (``benchmarks/leaderboard.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import genbook
 from genbook import data, metrics
 from genbook.diffusion import Diffusion
 
+from ._models import BenchModel
 from .diffusion_toys import toys
 
 _MODEL = dict(kind="levels", dim=64, levels=17, head="levels", variance="levels", T=1000, beta_1=1e-4, beta_T=0.02)
@@ -84,6 +86,9 @@ def train_digits(recipe: dict, dev: torch.device) -> tuple[Diffusion, float]:
     return average.module.eval(), seconds
 
 
+BENCH_MODEL = BenchModel("diffusion.DIGITS_BENCH", DIGITS_BENCH, lambda dev: train_digits(DIGITS_BENCH, dev))
+
+
 def bound(model: Diffusion, x: torch.Tensor) -> dict[str, float]:
     """Mean of each term of ``nll_bound`` with every step over the images ``x``, and ``"se"``, the
     standard error of the total."""
@@ -95,7 +100,8 @@ def bound(model: Diffusion, x: torch.Tensor) -> dict[str, float]:
 
 def digits() -> dict[str, float]:
     dev = genbook.device()
-    model, seconds = train_digits(DIGITS_BENCH, dev)
+    model, seconds = BENCH_MODEL.train(dev)
+    BENCH_MODEL.save(model, seconds)
     key = "diffusion/digits"
     out = {f"{key}/train_seconds": seconds}
     test = data.digits("test")

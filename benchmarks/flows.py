@@ -24,7 +24,8 @@
   likelihood, so it is no anchor for this number.
 - ``flows/digits/realnvp/test_iw_nll_nats``: the same flow's importance-weighted bound
   ``-log (1/S) sum_s p(x + u_s)`` with S = 10 draws per image (Ho et al. 2019), an upper
-  bound in expectation and at most ``test_nll_nats`` for the same draws.
+  bound in expectation and at most ``test_nll_nats`` for the same draws. The flow is saved as
+  ``_build/bench/models/flows.DIGITS_FIT.pt`` for the leaderboard (``benchmarks/leaderboard.py``).
 
 Every model trains with AdamW and a learning rate decayed linearly to zero (the toys) on
 ``N_TRAIN`` fresh samples of each toy. About 5 minutes on a 2-core CPU.
@@ -37,6 +38,8 @@ import torch
 import genbook
 from genbook import data, metrics
 from genbook.flows import DigitsFlow, RealNVP, ResidualFlow
+
+from ._models import BenchModel
 
 N_TRAIN, N_TEST = 100_000, 50_000
 NVP = {  # toy: (model, fit)
@@ -62,11 +65,23 @@ def _toy_gap(
     return metrics.nll(flow, test.to(dev)) - entropy, hist.seconds
 
 
-def _digits(dev: torch.device) -> float:
-    train, val, test = (data.digits(s) for s in ("train", "val", "test"))
+def train_digits(dev: torch.device) -> tuple[DigitsFlow, float]:
+    """``DigitsFlow()`` trained with ``DIGITS_FIT``, seed 0 (best epoch on validation), in eval mode,
+    and its training seconds."""
+    train, val = data.digits("train"), data.digits("val")
     genbook.seed(0)
     flow = DigitsFlow().to(dev)
-    genbook.fit(flow, train, val=val, progress=False, **DIGITS_FIT)
+    hist = genbook.fit(flow, train, val=val, progress=False, **DIGITS_FIT)
+    return flow, hist.seconds
+
+
+DIGITS_MODEL = BenchModel("flows.DIGITS_FIT", DIGITS_FIT, train_digits)
+
+
+def _digits(dev: torch.device) -> tuple[float, float]:
+    flow, seconds = DIGITS_MODEL.train(dev)
+    DIGITS_MODEL.save(flow, seconds)
+    test = data.digits("test")
     gen = torch.Generator(device=dev).manual_seed(0)
     plain = flow.nll_bound(test.to(dev), n_samples=10, generator=gen).mean().item()
     gen = torch.Generator(device=dev).manual_seed(0)  # the same draws

@@ -14,14 +14,18 @@ All numbers are ours, from one run of this suite on one machine, seed 0 unless s
   by ``metrics.sample_quality`` (Frechet distance ``fd``, kernel distance ``kid``, k-NN
   ``precision`` and ``recall``, k = 3). ``samples/floor/*`` scores 447 training digits drawn
   without replacement (seed 0): real images, the best any model can expect.
-- ``gan/digits/{fd,kid,precision,recall}``: the chapter's digits GAN (``kind="levels"``, latent
-  32, two hidden layers of 256, R1 weight 1, 15 000 steps of 64, lr 1e-3 decayed linearly),
-  and ``gan/digits/min_class_frac``, the smallest share of a digit among its samples by the
-  classifier.
-- ``samples/{ar,realnvp,vae}/{fd,precision,recall}``: the ARM of ``benchmarks/ar.py`` (``BOOK``,
-  the chapter's), the RealNVP of chapter 5 (``DigitsFlow()``, 100 epochs, lr 2e-3 decayed
-  linearly, best validation bound kept) and the VAE of ``benchmarks/ae.py`` (``RECIPE``: the
-  local decoder with a mixture prior); ``samples/vae_factorised/*`` the chapter's first VAE.
+- ``gan/digits/{fd,kid,precision,recall}``: the chapter's digits GAN (``genbook.zoo``'s ``"gan"``:
+  ``kind="levels"``, latent 32, two hidden layers of 256, R1 weight 1, 15 000 steps of 64, lr 1e-3
+  decayed linearly), and ``gan/digits/min_class_frac``, the smallest share of a digit among its
+  samples by the classifier.
+- ``samples/{ar,realnvp,vae}/{fd,precision,recall}``: the chapter's ARM (``genbook.zoo``'s
+  ``"arm"``, ``BOOK`` of ``benchmarks/ar.py``), the RealNVP of chapter 5 (``"realnvp"``:
+  ``DigitsFlow()``, 100 epochs, lr 2e-3 decayed linearly, best validation bound kept) and the VAE
+  of ``benchmarks/ae.py`` (``RECIPE``: the local decoder with a mixture prior);
+  ``samples/vae_factorised/*`` the chapter's first VAE (``"vae"``).
+
+The chapters' recipes are trained here by ``genbook.zoo.train`` (seed 0) and saved as
+``_build/bench/models/zoo.<name>.pt`` for the leaderboard (``benchmarks/leaderboard.py``).
 
 Target: the GAN's FD below the VAE's and RealNVP's in the same run, with the ARM's beside them.
 """
@@ -32,20 +36,12 @@ import torch
 
 import genbook
 from genbook import data, metrics
-from genbook.autoregressive import ConvARM
-from genbook.flows import DigitsFlow
 from genbook.gan import GAN
-from genbook.vae import VAE
 
-from . import ae, ar
+from . import ae
+from ._models import chapter_model
 
 EIGHT = dict(model=dict(kind="points", dim=2, latent=2, hidden=128, layers=3), steps=5000, batch_size=256, lr=2e-3)
-DIGITS = dict(
-    model=dict(kind="levels", dim=64, levels=17, latent=32, hidden=256, layers=2, r1=1.0),
-    steps=15_000,
-    batch_size=64,
-    lr=1e-3,
-)
 
 
 def eight_gaussians(seed: int, dev: torch.device) -> tuple[int, float]:
@@ -61,25 +57,20 @@ def eight_gaussians(seed: int, dev: torch.device) -> tuple[int, float]:
     return int((share >= 0.02).sum()), near
 
 
+def _chapter(name: str, dev: torch.device) -> torch.nn.Module:
+    """``genbook.zoo``'s recipe ``name`` trained here (seed 0), and saved for the leaderboard."""
+    chapter = chapter_model(name)
+    model, seconds = chapter.train(dev)
+    chapter.save(model, seconds)
+    return model
+
+
 def digit_models(dev: torch.device) -> dict[str, torch.nn.Module]:
-    """The digits GAN and the likelihood models of chapters 4-6, trained here."""
-    train, val = data.digits("train"), data.digits("val")
-    models = {}
-    genbook.seed(0)
-    models["gan"] = GAN(**DIGITS["model"]).to(dev)
-    fit_kw = {k: DIGITS[k] for k in ("steps", "batch_size", "lr")}
-    genbook.fit(models["gan"], train, schedule="linear", progress=False, **fit_kw)
-    genbook.seed(0)
-    models["ar"] = ConvARM(levels=data.DIGITS_LEVELS, length=64, **ar.BOOK["model"]).to(dev)
-    genbook.fit(models["ar"], train, val=val, schedule="linear", progress=False, **ar.BOOK["fit"])
-    genbook.seed(0)
-    models["realnvp"] = DigitsFlow().to(dev)
-    nvp_fit = dict(epochs=100, batch_size=64, lr=2e-3, schedule="linear")
-    genbook.fit(models["realnvp"], train, val=val, progress=False, **nvp_fit)
+    """The digits GAN and the likelihood models of chapters 4-6: the chapters' recipes and the VAE of
+    ``benchmarks/ae.py``."""
+    models = {name: _chapter(recipe, dev) for name, recipe in (("gan", "gan"), ("ar", "arm"), ("realnvp", "realnvp"))}
     models["vae"] = ae.train_digits_vae(ae.RECIPE, dev)[0]
-    genbook.seed(0)
-    models["vae_factorised"] = VAE(**ae.NETWORK).to(dev)
-    genbook.fit(models["vae_factorised"], train, val=val, progress=False, **ae.CHAPTER["fit"])
+    models["vae_factorised"] = _chapter("vae", dev)
     return models
 
 
