@@ -21,7 +21,7 @@ import torch
 import genbook
 
 # later chapters add theirs
-SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan", "diffusion", "lm"]
+SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan", "diffusion", "lm", "ddp"]
 OUT = Path("_build/bench/results.json")
 
 
