@@ -73,15 +73,20 @@ def _progress_bar():
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
-    """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
-    parts = _as_tuple(data, "data")
+def _loss_sum(model: nn.Module, parts: tuple[torch.Tensor, ...], batch_size: int) -> tuple[float, int]:
+    """``model.loss`` summed over the examples of ``parts`` (in eval mode), and their number."""
     dev = model_device(model)
     total, n = 0.0, parts[0].shape[0]
     with eval_mode(model):
         for i in range(0, n, batch_size):
             batch = tuple(p[i : i + batch_size].to(dev) for p in parts)
             total += float(model.loss(*batch)) * batch[0].shape[0]
+    return total, n
+
+
+def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
+    """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
+    total, n = _loss_sum(model, _as_tuple(data, "data"), batch_size)
     return total / n
 
 
@@ -205,21 +210,14 @@ def _all_sum(values: list[float], dev: torch.device) -> list[float]:
     return t.tolist()
 
 
-@torch.no_grad()
 def _val_loss(model: nn.Module, parts: tuple[torch.Tensor, ...], batch_size: int, distributed: bool) -> float:
     """The mean validation loss: :func:`evaluate`, or under several processes each process's share of
     the examples (every ``world_size``-th) summed and counted, then all-reduced, so that every process
     gets the same number and early stopping decides the same everywhere."""
     if not distributed:
         return evaluate(model, parts, batch_size=batch_size)
-    share = tuple(p[_dist.rank() :: _dist.world_size()] for p in parts)
-    dev = model_device(model)
-    total, n = 0.0, share[0].shape[0]
-    with eval_mode(model):
-        for i in range(0, n, batch_size):
-            batch = tuple(p[i : i + batch_size].to(dev) for p in share)
-            total += float(model.loss(*batch)) * batch[0].shape[0]
-    total, n = _all_sum([total, float(n)], dev)
+    total, n = _loss_sum(model, tuple(p[_dist.rank() :: _dist.world_size()] for p in parts), batch_size)
+    total, n = _all_sum([total, float(n)], model_device(model))
     return total / n
 
 
