@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: all book test lint bench serve clean install check-site
+.PHONY: all book test lint bench serve clean install check-site gpu-check
 
 all: book
 
@@ -54,6 +54,14 @@ check-site: $(STAMP)
 # Longer runs (quality and speed against the issues' anchors) -> _build/bench/results.json
 bench: $(STAMP)
 	GENBOOK_PROGRESS=0 $(BIN)/python -m benchmarks
+
+# On a machine with CUDA: the tests with genbook.device() on the GPU, every chapter executed on the
+# GPU with its time (_build/gpu-check/chapters.json), and the benchmarks on the GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "make gpu-check needs CUDA, and torch sees none")'
+	GENBOOK_TEST_DEVICE=cuda $(BIN)/python -m pytest -q
+	GENBOOK_DEVICE=cuda $(BIN)/python scripts/gpu_check.py --out _build/gpu-check
+	GENBOOK_DEVICE=cuda $(MAKE) bench
 
 serve: book
 	@echo "serving _build/html on http://127.0.0.1:$(PORT)"

@@ -21,7 +21,21 @@ import torch
 import genbook
 
 # later chapters add theirs; "leaderboard" last, as it reuses the digits models the others save
-SUITES = ["book", "bayes", "sampling", "rbm", "ar", "flows", "ae", "quality", "gan", "diffusion", "lm", "leaderboard"]
+SUITES = [
+    "book",
+    "bayes",
+    "sampling",
+    "rbm",
+    "ar",
+    "flows",
+    "ae",
+    "quality",
+    "gan",
+    "diffusion",
+    "lm",
+    "ddp",
+    "leaderboard",
+]
 OUT = Path("_build/bench/results.json")
 
 

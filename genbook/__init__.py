@@ -12,7 +12,7 @@ The core contract (see the book's introduction):
 - :func:`save` / :func:`load` store a model as ``state_dict`` + constructor arguments.
 """
 
-from . import data, metrics
+from . import data, distributed, metrics
 from ._device import device, seed
 from .io import load, load_meta, save
 from .train import History, evaluate, fit
@@ -20,6 +20,7 @@ from .train import History, evaluate, fit
 __version__ = "0.1.0"
 __all__ = [
     "data",
+    "distributed",
     "metrics",
     "device",
     "seed",

@@ -38,7 +38,8 @@ def device() -> torch.device:
     """The device every chapter and model uses.
 
     ``GENBOOK_DEVICE`` wins when set (``cpu``, ``cuda``, ``cuda:1``, ``mps``);
-    otherwise CUDA, then Apple's MPS, then the CPU.
+    otherwise CUDA, then Apple's MPS, then the CPU. Under ``torchrun`` with several processes,
+    CUDA without an index means each process's own GPU, ``cuda:LOCAL_RANK``.
     """
     wanted = os.environ.get("GENBOOK_DEVICE", "").strip()
     if wanted:
@@ -51,12 +52,19 @@ def device() -> torch.device:
             raise RuntimeError(f"GENBOOK_DEVICE={wanted!r} but torch sees no CUDA device")
         if kind == "mps" and not torch.backends.mps.is_available():
             raise RuntimeError(f"GENBOOK_DEVICE={wanted!r} but torch sees no MPS device")
-        return torch.device(wanted)
+        return _local_gpu() if wanted == "cuda" else torch.device(wanted)
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return _local_gpu()
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _local_gpu() -> torch.device:
+    """``cuda:LOCAL_RANK`` for a process that torchrun started among several, else ``cuda``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device("cuda")
 
 
 def seed(n: int) -> torch.Generator:

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed as _dist
+
 __all__ = ["Configurable", "save", "load", "load_meta"]
 
 _FORMAT = 1
@@ -88,6 +90,7 @@ def save(model: nn.Module, path: str | Path, *, meta: dict | None = None) -> Non
     keyword arguments that rebuild them (plain numbers, strings, lists, dicts), most of them
     by inheriting :class:`Configurable`. ``meta``, a dict of plain data, travels with the model
     (the book stores how long training took, ``{"train_seconds": ...}``); :func:`load_meta` reads it.
+    Under ``torchrun`` with several processes only rank 0 writes (the processes hold the same model).
     """
     cls = type(model)
     if not cls.__module__.startswith("genbook.") or not hasattr(model, "config"):
@@ -105,7 +108,8 @@ def save(model: nn.Module, path: str | Path, *, meta: dict | None = None) -> Non
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    torch.save(payload, Path(path))
+    if _dist.is_main():
+        torch.save(payload, Path(path))
 
 
 def _payload(path: str | Path) -> dict:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from . import _random
+from . import distributed as _dist
 from ._checks import check_choice, check_float, check_int
 from ._device import eval_mode, model_device
 
@@ -72,15 +73,20 @@ def _progress_bar():
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
-    """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
-    parts = _as_tuple(data, "data")
+def _loss_sum(model: nn.Module, parts: tuple[torch.Tensor, ...], batch_size: int) -> tuple[float, int]:
+    """``model.loss`` summed over the examples of ``parts`` (in eval mode), and their number."""
     dev = model_device(model)
     total, n = 0.0, parts[0].shape[0]
     with eval_mode(model):
         for i in range(0, n, batch_size):
             batch = tuple(p[i : i + batch_size].to(dev) for p in parts)
             total += float(model.loss(*batch)) * batch[0].shape[0]
+    return total, n
+
+
+def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1024) -> float:
+    """Mean of ``model.loss`` over ``data`` (batches weighted by their size)."""
+    total, n = _loss_sum(model, _as_tuple(data, "data"), batch_size)
     return total / n
 
 
@@ -182,6 +188,50 @@ def _check_own_optimisation(model: nn.Module, val, **settings) -> None:
         )
 
 
+class _Loss(nn.Module):
+    """``model.loss`` as a module's ``forward``, so that ``DistributedDataParallel`` (which hooks
+    ``forward``) synchronises its gradients. A process whose share of a batch is empty returns a
+    zero that still touches every parameter, so that it joins the gradients' all-reduce."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        if batch[0].shape[0] == 0:
+            return sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
+        return self.model.loss(*batch)
+
+
+def _all_sum(values: list[float], dev: torch.device) -> list[float]:
+    """The sums of ``values`` over every process (one all-reduce)."""
+    t = torch.tensor(values, dtype=torch.float64, device=dev)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
+def _val_loss(model: nn.Module, parts: tuple[torch.Tensor, ...], batch_size: int, distributed: bool) -> float:
+    """The mean validation loss: :func:`evaluate`, or under several processes each process's share of
+    the examples (every ``world_size``-th) summed and counted, then all-reduced, so that every process
+    gets the same number and early stopping decides the same everywhere."""
+    if not distributed:
+        return evaluate(model, parts, batch_size=batch_size)
+    total, n = _loss_sum(model, tuple(p[_dist.rank() :: _dist.world_size()] for p in parts), batch_size)
+    total, n = _all_sum([total, float(n)], model_device(model))
+    return total / n
+
+
+def _shared_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """Under several processes, a CPU generator seeded alike on every process (rank 0 draws the seed),
+    so that every process draws the same order of the examples each epoch; ``generator`` itself
+    when given (seed it alike on every process)."""
+    if generator is not None:
+        return generator
+    seed = [int(torch.randint(0, 2**62, (1,)))]
+    torch.distributed.broadcast_object_list(seed, src=0)
+    return torch.Generator().manual_seed(seed[0])
+
+
 def fit(
     model: nn.Module,
     train: Batch,
@@ -201,6 +251,7 @@ def fit(
     momentum: float = 0.0,
     schedule: str = "constant",
     callback: Callable[[int], None] | None = None,
+    precision: str = "fp32",
 ) -> History:
     """Train ``model`` by minimising ``model.loss(*batch)`` with AdamW (or SGD).
 
@@ -216,6 +267,21 @@ def fit(
     1), e.g. to record a metric the loss does not show.
     Raises ``FloatingPointError`` naming the step when the loss stops being finite.
     The parts, each usable alone: :func:`configure_optimizer`, :func:`get_lr`, :class:`EarlyStopping`.
+
+    **Mixed precision.** ``precision="bf16"`` computes the loss under ``torch.autocast`` with
+    bfloat16 (on CUDA, and on CPUs whose torch supports it); parameters, optimiser state and the
+    validation loss stay in float32. It applies to models with ``loss``.
+
+    **Several processes.** Started by ``torchrun --nproc_per_node=N`` (see :mod:`genbook.distributed`),
+    the same call trains with ``DistributedDataParallel``: ``batch_size`` is the global batch, each
+    epoch's order of the examples is the same on every process (drawn from ``generator``, which must
+    then be seeded alike everywhere, or from a seed that rank 0 draws), and each global batch is split
+    into ``N`` interleaved shares without padding or duplicates. Each process's loss is weighted by its
+    share of the batch, so the averaged gradient is the gradient of the global batch's mean loss and
+    ``N`` processes take the same steps as one (up to floating-point rounding). Training losses and
+    the validation loss are all-reduced, so ``History`` and early stopping agree on every process; the
+    progress bar shows on rank 0 only, and :func:`genbook.save` writes on rank 0 only. Models with
+    ``training_step`` (the GAN) train on one process only.
 
     **Models that train themselves.** A model without a likelihood to minimise (a GAN, with two
     networks and two optimisers) defines instead
@@ -255,7 +321,19 @@ def fit(
     check_float("momentum", momentum, ge=0, lt=1)
     if momentum and optimizer != "sgd":
         raise ValueError(f"momentum={momentum!r} applies only to optimizer='sgd' (AdamW keeps its own moments)")
+    check_choice("precision", precision, ("fp32", "bf16"))
     own_step = callable(getattr(model, "training_step", None))
+    if precision == "bf16" and own_step:
+        raise ValueError(
+            f"precision='bf16' applies to models trained through loss; {type(model).__name__} supplies "
+            f"training_step and chooses its own precision"
+        )
+    distributed = _dist.setup()
+    if distributed and own_step:
+        raise NotImplementedError(
+            f"{type(model).__name__} trains itself through training_step, which genbook.fit does not "
+            f"distribute; run it as one process"
+        )
     if own_step:
         _check_own_optimisation(
             model, val, weight_decay=weight_decay, grad_clip=grad_clip, optimizer=optimizer, momentum=momentum
@@ -267,11 +345,18 @@ def fit(
         raise ValueError("model has no trainable parameters")
 
     dev = params[0].device
+    if precision == "bf16" and dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"precision='bf16' needs a CPU or CUDA model, got one on {dev}")
     n = train_parts[0].shape[0]
     per_epoch = math.ceil(n / batch_size)
     total = steps if steps is not None else epochs * per_epoch
     eval_every = eval_every or per_epoch
-    show = _progress_default() if progress is None else progress
+    show = (_progress_default() if progress is None else progress) and _dist.is_main()
+    world, rank = _dist.world_size(), _dist.rank()
+    if distributed:
+        generator = _shared_generator(generator)
+        ddp = nn.parallel.DistributedDataParallel(_Loss(model), device_ids=[dev] if dev.type == "cuda" else None)
+    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     if own_step:
         groups = [g for o in model.configure_optimizers(lr) for g in o.param_groups]
         base_lrs = [g["lr"] for g in groups]  # the schedule scales each group's own learning rate
@@ -292,16 +377,24 @@ def fit(
                 if step == total:
                     break
                 idx = order[i : i + batch_size]
-                batch = tuple(p[idx] for p in train_parts)
+                mine = idx[rank::world] if distributed else idx  # this process's share of the global batch
+                batch = tuple(p[mine] for p in train_parts)
                 if own_step:
                     for group, base in zip(groups, base_lrs):  # set before the model's updates, as below
                         group["lr"] = get_lr(step, total, lr=base, schedule=schedule)
                     losses = model.training_step(batch if len(batch) > 1 else batch[0], step)
                     _record_step_losses(losses, step + 1, total, per_epoch, hist)
                 else:
-                    loss = model.loss(*batch)
-                    if not torch.isfinite(loss):
-                        raise _nonfinite_loss(loss, step + 1, total, per_epoch, hist.train_loss)
+                    with autocast:
+                        loss = ddp(*batch) if distributed else model.loss(*batch)
+                    if distributed:  # the global batch's mean loss, and each share's weight in it
+                        weight = mine.numel() / idx.numel()
+                        shown = torch.tensor(_all_sum([loss.item() * weight], dev)[0])
+                        loss = loss * (weight * world)  # DDP averages over processes: a sum of weighted shares
+                    else:
+                        shown = loss
+                    if not torch.isfinite(shown):
+                        raise _nonfinite_loss(shown, step + 1, total, per_epoch, hist.train_loss)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if grad_clip is not None:
@@ -309,14 +402,14 @@ def fit(
                     for group in opt.param_groups:  # set before every step: the schedule is a function of the step
                         group["lr"] = get_lr(step, total, lr=lr, schedule=schedule)
                     opt.step()
-                    hist.train_loss.append(loss.item())
+                    hist.train_loss.append(shown.item())
                 step += 1
                 seen += idx.numel()
                 bar.update(1)
                 if callback is not None:
                     callback(step)
                 if val_parts is not None and (step % eval_every == 0 or step == total):
-                    v = evaluate(model, val_parts, batch_size=max(batch_size, 1024))
+                    v = _val_loss(model, val_parts, max(batch_size, 1024), distributed)
                     shown = {} if own_step else dict(loss=f"{hist.train_loss[-1]:.4g}")
                     bar.set_postfix(**shown, val=f"{v:.4g}")
                     if stopper.update(model, step, v):

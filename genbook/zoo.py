@@ -54,13 +54,14 @@ __all__ = ["Recipe", "RECIPES", "train", "load_or_train", "fit_baselines", "Scor
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a chapter trains one digits model: ``build(device) -> (model, train_seconds)``; the file
+    """How a chapter trains one digits model: ``build(device, **fit_overrides) -> (model, train_seconds)``
+    (the overrides change :func:`genbook.fit`'s settings, e.g. ``epochs``); the file
     it saves to; and ``settings``, fragments of the chapter's code that must appear in the chapter
     (``book/<chapter>.md``) as written here."""
 
     chapter: str
     file: str
-    build: Callable[[torch.device], tuple[nn.Module, float]]
+    build: Callable[..., tuple[nn.Module, float]]
     settings: tuple[str, ...]
 
 
@@ -68,41 +69,53 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return data.digits("train"), data.digits("val")
 
 
-def _arm(dev: torch.device) -> tuple[nn.Module, float]:
+def _settings(chapter: dict, overrides: dict) -> dict:
+    """The chapter's ``fit`` settings with ``overrides`` (a length given in ``steps`` replaces one in
+    ``epochs`` and the reverse; nothing is printed)."""
+    out = dict(chapter, progress=False)
+    if "steps" in overrides:
+        out.pop("epochs", None)
+    if "epochs" in overrides:
+        out.pop("steps", None)
+    return out | overrides
+
+
+def _arm(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     train, val = _digits()
-    model = ConvARM(levels=17, length=64, channels=64, kernel_size=7, layers=4, dilations=[1, 1, 2, 4], dropout=0.3).to(
-        dev
-    )
-    hist = fit(
-        model, train, val=val, epochs=60, batch_size=32, lr=3e-3, weight_decay=0.3, schedule="linear", progress=False
-    )
+    model = ConvARM(levels=17, length=64, channels=64, kernel_size=7, layers=4, dilations=[1, 1, 2, 4], dropout=0.3)
+    chapter = dict(val=val, epochs=60, batch_size=32, lr=3e-3, weight_decay=0.3, schedule="linear")
+    hist = fit(model.to(dev), train, **_settings(chapter, overrides))
     return model, hist.seconds
 
 
-def _realnvp(dev: torch.device) -> tuple[nn.Module, float]:
+def _realnvp(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     train, val = _digits()
     model = DigitsFlow().to(dev)
-    hist = fit(model, train, val=val, epochs=100, batch_size=64, lr=2e-3, schedule="linear", progress=False)
+    hist = fit(
+        model, train, **_settings(dict(val=val, epochs=100, batch_size=64, lr=2e-3, schedule="linear"), overrides)
+    )
     return model, hist.seconds
 
 
-def _vae(context: int) -> Callable[[torch.device], tuple[nn.Module, float]]:
-    def build(dev: torch.device) -> tuple[nn.Module, float]:
+def _vae(context: int) -> Callable[..., tuple[nn.Module, float]]:
+    def build(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
         train, val = _digits()
         model = VAE(dim=64, latent=16, hidden=512, layers=1, activation="tanh", dropout=0.5, context=context).to(dev)
-        hist = fit(model, train, val=val, epochs=200, batch_size=64, lr=1e-3, patience=20, progress=False)
+        chapter = dict(val=val, epochs=200, batch_size=64, lr=1e-3, patience=20)
+        hist = fit(model, train, **_settings(chapter, overrides))
         return model, hist.seconds
 
     return build
 
 
-def _gan(dev: torch.device) -> tuple[nn.Module, float]:
+def _gan(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     model = GAN(kind="levels", dim=64, levels=17, latent=32, hidden=256, layers=2, r1=1.0).to(dev)
-    hist = fit(model, data.digits("train"), steps=15_000, batch_size=64, lr=1e-3, schedule="linear", progress=False)
+    chapter = dict(steps=15_000, batch_size=64, lr=1e-3, schedule="linear")
+    hist = fit(model, data.digits("train"), **_settings(chapter, overrides))
     return model, hist.seconds
 
 
-def _diffusion(dev: torch.device) -> tuple[nn.Module, float]:
+def _diffusion(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     model = Diffusion(
         kind="levels",
         dim=64,
@@ -118,29 +131,22 @@ def _diffusion(dev: torch.device) -> tuple[nn.Module, float]:
         loss="elbo",
     ).to(dev)
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999))
-    hist = fit(
-        model,
-        data.digits("train"),
-        steps=3000,
-        batch_size=128,
-        lr=1e-3,
-        schedule="linear",
-        progress=False,
-        callback=lambda step: average.update_parameters(model),
+    chapter = dict(
+        steps=3000, batch_size=128, lr=1e-3, schedule="linear", callback=lambda step: average.update_parameters(model)
     )
+    hist = fit(model, data.digits("train"), **_settings(chapter, overrides))
     return average.module.eval(), hist.seconds
 
 
-def _transformer(dev: torch.device) -> tuple[nn.Module, float]:
+def _transformer(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     train, val = _digits()
     model = TransformerLM(vocab=17, context=64, dim=64, heads=4, layers=2, dropout=0.1, tie=False).to(dev)
-    hist = fit(
-        model, train, val=val, epochs=30, batch_size=32, lr=3e-3, weight_decay=0.3, schedule="linear", progress=False
-    )
+    chapter = dict(val=val, epochs=30, batch_size=32, lr=3e-3, weight_decay=0.3, schedule="linear")
+    hist = fit(model, train, **_settings(chapter, overrides))
     return model, hist.seconds
 
 
-def _rbm_binary(dev: torch.device) -> tuple[nn.Module, float]:
+def _rbm_binary(dev: torch.device, **overrides) -> tuple[nn.Module, float]:
     spins = rbm.to_spins(data.binary_digits("train")).to(dev)
     t0 = time.perf_counter()
     model = rbm.RBM(n_visible=64, n_hidden=16, fields=True).to(dev)
@@ -149,7 +155,8 @@ def _rbm_binary(dev: torch.device) -> tuple[nn.Module, float]:
     pcd = rbm.ContrastiveDivergence(
         model, k=1, persistent=True, chains=100, generator=torch.Generator(dev).manual_seed(0)
     )
-    fit(pcd, spins, epochs=30, batch_size=10, lr=0.02, optimizer="sgd", momentum=0.5, schedule="linear", progress=False)
+    chapter = dict(epochs=30, batch_size=10, lr=0.02, optimizer="sgd", momentum=0.5, schedule="linear")
+    fit(pcd, spins, **_settings(chapter, overrides))
     return model, time.perf_counter() - t0
 
 
@@ -197,13 +204,16 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def train(name: str, *, device: torch.device | str | None = None) -> tuple[nn.Module, float]:
+def train(name: str, *, device: torch.device | str | None = None, **fit_overrides) -> tuple[nn.Module, float]:
     """Train the model ``name`` (a key of :data:`RECIPES`) with its chapter's recipe, after
     ``genbook.seed(0)``, on ``device`` (default :func:`genbook.device`): ``(model in eval mode,
-    training seconds)``."""
+    training seconds)``. ``fit_overrides`` replace the recipe's :func:`genbook.fit` settings
+    (``epochs=5`` for a quick run; ``steps`` replaces ``epochs`` and the reverse)."""
     check_choice("name", name, list(RECIPES))
     seed(0)
-    model, seconds = RECIPES[name].build(torch.device(device) if device is not None else default_device())
+    model, seconds = RECIPES[name].build(
+        torch.device(device) if device is not None else default_device(), **fit_overrides
+    )
     return model.eval(), float(seconds)
 
 

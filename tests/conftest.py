@@ -1,10 +1,11 @@
-"""Shared test setup: CPU only, no progress bars, a headless matplotlib, a fresh seed per test."""
+"""Shared test setup: the CPU (unless GENBOOK_TEST_DEVICE says otherwise), no progress bars, a headless
+matplotlib, a fresh seed per test."""
 
 import os
 
 # Set before genbook (and so matplotlib) is imported by any test module.
 os.environ["MPLBACKEND"] = "Agg"
-os.environ["GENBOOK_DEVICE"] = "cpu"
+os.environ["GENBOOK_DEVICE"] = os.environ.get("GENBOOK_TEST_DEVICE", "cpu")  # make gpu-check sets cuda
 os.environ["GENBOOK_PROGRESS"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch and OpenBLAS at import
 

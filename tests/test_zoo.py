@@ -107,3 +107,17 @@ def test_scores_name_known_models_and_say_exact_or_bound():
         assert score.exact == (score.kind == "exact") == (score.bound is None), key
         assert score.kind == "exact" or score.kind.startswith("bound: "), key
         assert score.bound is not None or score.n_samples == 1, key
+
+
+@pytest.mark.parametrize("name", list(zoo.RECIPES))
+def test_each_recipe_uses_the_settings_it_names(name):
+    import inspect
+    import re
+
+    recipe = zoo.RECIPES[name]
+    source = inspect.getsource(recipe.build)
+    source += "".join(f"{k}={v}" for k, v in inspect.getclosurevars(recipe.build).nonlocals.items())  # _vae(1)
+    source = source.replace(" ", "").lower()
+    for fragment in recipe.settings:
+        for piece in re.split(r",\s*(?=\w+\s*=)", fragment):
+            assert piece.replace(" ", "").lower() in source, f"{name}: {piece!r} is not in the recipe's code"
