@@ -26,6 +26,8 @@ from .data import digits
 from .io import save
 from .metrics import bits_per_dim, bootstrap_ci, nll_values
 
+__all__ = ["MODELS", "main"]
+
 # models trained through loss (fit distributes those); the GAN and the RBM train otherwise
 MODELS = ("arm", "transformer", "realnvp", "vae", "vae_local", "diffusion")
 
