@@ -39,7 +39,15 @@ All numbers are ours, from one run of this suite on one machine, seed 0.
   untied output (86.3 / 83.9, 121 s), with gradient clipping at 1 (86.4 / 83.9, 124 s), with
   clipping, dim 64 and 4 layers (88.1 / 85.5, 95 s), with dropout 0.2 and 100 epochs (86.8 /
   84.6, 161 s), with a quarter of each batch shifted (84.5 / 81.6, 118 s), with half of it
-  (83.5 / 81.0, 120 s: ``DIGITS``). An average of the weights (best epoch on validation) did
+  (83.5 / 81.0, 120 s). From there (2026-12-07, quiet, 2 threads): three quarters of each batch
+  shifted (85.5 / 82.6, 119 s); dim 128 and dropout 0.15 (84.1 / 81.5, 174 s); 120 epochs
+  (82.9 / 80.4, 171 s); 160 epochs (82.7 / 80.6, 230 s); 200 epochs (82.5 / 80.5, 296 s);
+  160 epochs with dropout 0.15 (82.3 / 80.1, 254 s); 160 epochs with dropout 0.2 (82.0 / 80.1,
+  248 s: ``DIGITS``, the lowest validation NLL); 200 epochs with dropout 0.2 (82.2 / 79.7,
+  312 s) or 0.25 (82.4 / 80.4, 310 s); 240 epochs with dropout 0.2 (82.5 / 80.4, 350 s). The
+  recipe is chosen on validation, so the test NLL it reports stays just above the goal of 80;
+  the test numbers of these recipes differ by less than their own 95 % interval (about 1 nat).
+  An average of the weights (best epoch on validation) did
   not help: EMA 0.999 93.4 / 90.7 against the weights' 87.3 / 84.1, EMA 0.995 87.1 / 84.4
   against 87.0 / 84.3. The model is saved as ``_build/bench/models/lm.DIGITS.pt`` for the leaderboard
   (``benchmarks/leaderboard.py``), as a plain ``TransformerLM`` with the same weights.
@@ -73,8 +81,8 @@ TEXT = dict(
     fit=dict(steps=2400, batch_size=32, lr=2e-3),
 )
 DIGITS = dict(
-    model=dict(dim=96, heads=4, layers=3, dropout=0.1, tie=False),
-    fit=dict(epochs=80, batch_size=32, lr=3e-3, weight_decay=0.3),
+    model=dict(dim=96, heads=4, layers=3, dropout=0.2, tie=False),
+    fit=dict(epochs=160, batch_size=32, lr=3e-3, weight_decay=0.3),
     shifted=0.5,  # the fraction of each training batch moved by up to one pixel per axis
 )
 MARKOV_ALPHAS = (3.0, 10.0, 30.0, 100.0)
